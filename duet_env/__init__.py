@@ -1,0 +1,2 @@
+"""duet: dance accompaniment as a reinforcement-learning problem."""
+__version__ = "0.1.0"

@@ -1,0 +1,244 @@
+"""SMPL-X 55-joint skeleton: kinematic tree, body-part split, forward kinematics.
+
+The licensed SMPL-X model files cannot ship with this package, so the default body is an
+**approximate neutral rest skeleton** written for this project: joint offsets for an adult
+of about 1.70 m, rounded anthropometric values chosen to resemble the SMPL-X neutral
+template's joint layout (y up, facing +z, the body's left side on +x, metres). It is good
+for joint positions, rewards and metrics; it is *not* the SMPL-X template and gives no mesh.
+
+As in SMPL-X, the pelvis rests at ``REST_OFFSETS[0]`` (about 0.35 m below the model origin),
+the root rotation turns the body about the pelvis, and ``transl`` is then added, so DD100
+``transl`` values place the body where SMPL-X places it to within the approximation.
+
+When the user passes a SMPL-X model folder, :func:`forward_kinematics` goes through
+``smplx.create`` instead and gives the exact joints (and :class:`SmplxBody` the vertices).
+
+Forward kinematics (both bodies)::
+
+    R_0 = rot(pose_0),        p_0 = REST_OFFSETS[0] + transl
+    R_j = R_parent(j) rot(pose_j),  p_j = p_parent(j) + R_parent(j) REST_OFFSETS[j]
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import motion
+
+NUM_JOINTS = 55
+POSE_DIM = NUM_JOINTS * 3  # 165: axis-angle per joint, SMPL-X order
+
+_FINGERS = ["index", "middle", "pinky", "ring", "thumb"]
+JOINT_NAMES: tuple[str, ...] = tuple(
+    [
+        "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+        "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
+        "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
+        "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw", "left_eye",
+        "right_eye",
+    ]
+    + [f"left_{f}{i}" for f in _FINGERS for i in (1, 2, 3)]
+    + [f"right_{f}{i}" for f in _FINGERS for i in (1, 2, 3)]
+)
+JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+PARENTS: tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
+    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
+    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
+)
+
+# Body parts of DESIGN.md (SMPL-X joint indices); each joint belongs to exactly one part.
+BODY_PARTS: dict[str, tuple[int, ...]] = {
+    "lower": (0, 1, 2, 4, 5, 7, 8, 10, 11),
+    "upper": (3, 6, 9) + tuple(range(12, 25)),
+    "lhand": tuple(range(25, 40)),
+    "rhand": tuple(range(40, 55)),
+}
+PART_NAMES: tuple[str, ...] = ("upper", "lower", "lhand", "rhand")  # token stream order: up, down, lhand, rhand
+
+# Left/right pairs, for mirroring motion.
+MIRROR_INDEX: tuple[int, ...] = tuple(
+    JOINT_INDEX[n.replace("left_", "\0").replace("right_", "left_").replace("\0", "right_")]
+    for n in JOINT_NAMES
+)
+
+
+def _left_hand_offsets() -> list[tuple[float, float, float]]:
+    # index, middle, pinky, ring, thumb; first joint relative to the wrist, then phalanges.
+    base = {
+        "index": (0.090, -0.006, 0.024), "middle": (0.095, -0.006, 0.002),
+        "pinky": (0.078, -0.010, -0.040), "ring": (0.089, -0.008, -0.020),
+        "thumb": (0.028, -0.016, 0.030),
+    }
+    phal = {
+        "index": (0.034, 0.026), "middle": (0.036, 0.028), "pinky": (0.022, 0.018),
+        "ring": (0.032, 0.025), "thumb": (0.030, 0.025),
+    }
+    out = []
+    for f in _FINGERS:
+        out.append(base[f])
+        for length in phal[f]:
+            if f == "thumb":  # the thumb points forward-out, not along the hand
+                out.append((length * 0.7, -0.004, length * 0.7))
+            else:
+                out.append((length, -0.002, 0.0))
+    return out
+
+
+def _rest_offsets() -> np.ndarray:
+    body = [
+        (0.000, -0.350, 0.012),   # pelvis: rest position (as the SMPL-X template, below the origin)
+        (0.058, -0.082, -0.017),  # left_hip
+        (-0.058, -0.082, -0.017),  # right_hip
+        (0.000, 0.110, -0.030),   # spine1
+        (0.040, -0.385, 0.006),   # left_knee
+        (-0.040, -0.385, 0.006),  # right_knee
+        (0.000, 0.135, 0.020),    # spine2
+        (-0.012, -0.420, -0.036),  # left_ankle
+        (0.012, -0.420, -0.036),  # right_ankle
+        (0.000, 0.056, 0.003),    # spine3
+        (0.030, -0.058, 0.125),   # left_foot (toe base)
+        (-0.030, -0.058, 0.125),  # right_foot
+        (0.000, 0.215, -0.030),   # neck
+        (0.075, 0.112, -0.020),   # left_collar
+        (-0.075, 0.112, -0.020),  # right_collar
+        (0.000, 0.090, 0.050),    # head
+        (0.118, 0.045, -0.015),   # left_shoulder
+        (-0.118, 0.045, -0.015),  # right_shoulder
+        (0.258, -0.015, -0.020),  # left_elbow
+        (-0.258, -0.015, -0.020),  # right_elbow
+        (0.250, 0.008, -0.006),   # left_wrist
+        (-0.250, 0.008, -0.006),  # right_wrist
+        (0.000, 0.020, 0.020),    # jaw
+        (0.032, 0.065, 0.085),    # left_eye
+        (-0.032, 0.065, 0.085),   # right_eye
+    ]
+    left = _left_hand_offsets()
+    right = [(-x, y, z) for (x, y, z) in left]
+    return np.asarray(body + left + right, dtype=np.float64)
+
+
+REST_OFFSETS: np.ndarray = _rest_offsets()
+REST_OFFSETS.setflags(write=False)
+
+
+def rest_joints(offsets: np.ndarray = REST_OFFSETS) -> np.ndarray:
+    """Joint positions (55, 3) of the rest pose with zero translation."""
+    out = np.zeros((NUM_JOINTS, 3))
+    for j in range(NUM_JOINTS):
+        p = PARENTS[j]
+        out[j] = offsets[j] if p < 0 else out[p] + offsets[j]
+    return out
+
+
+def bone_lengths(offsets: np.ndarray = REST_OFFSETS) -> np.ndarray:
+    """Length of the bone from each joint's parent to the joint (0 for the pelvis)."""
+    lengths = np.linalg.norm(offsets, axis=-1)
+    lengths[0] = 0.0
+    return lengths
+
+
+def _as_rotmats(poses: torch.Tensor) -> torch.Tensor:
+    if poses.shape[-1] == POSE_DIM:
+        return motion.axis_angle_to_matrix(poses.reshape(*poses.shape[:-1], NUM_JOINTS, 3))
+    if poses.shape[-3:] == (NUM_JOINTS, 3, 3):
+        return poses
+    raise ValueError(
+        f"poses must be axis-angle (..., {POSE_DIM}) or rotation matrices (..., {NUM_JOINTS}, 3, 3); "
+        f"got shape {tuple(poses.shape)}"
+    )
+
+
+def global_transforms(rotmats: torch.Tensor, transl: torch.Tensor,
+                      offsets: torch.Tensor | np.ndarray = REST_OFFSETS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global joint rotations (..., 55, 3, 3) and positions (..., 55, 3) from local rotations."""
+    off = torch.as_tensor(np.array(offsets) if isinstance(offsets, np.ndarray) else offsets,
+                          dtype=rotmats.dtype, device=rotmats.device)
+    rots: list[torch.Tensor] = [rotmats[..., 0, :, :]]
+    pos: list[torch.Tensor] = [off[0] + transl]
+    for j in range(1, NUM_JOINTS):
+        p = PARENTS[j]
+        rots.append(rots[p] @ rotmats[..., j, :, :])
+        pos.append(pos[p] + (rots[p] @ off[j].unsqueeze(-1)).squeeze(-1))
+    return torch.stack(rots, dim=-3), torch.stack(pos, dim=-2)
+
+
+def forward_kinematics(poses, transl, model_path: str | None = None, betas=None, gender: str = "neutral"):
+    """Joint positions ``(..., 55, 3)`` from SMPL-X poses and root translation.
+
+    Args:
+        poses: axis-angle ``(..., 165)`` or local rotation matrices ``(..., 55, 3, 3)``.
+        transl: root translation ``(..., 3)``.
+        model_path: optional SMPL-X model folder; when given, joints come from ``smplx.create``.
+        betas: body shape for the SMPL-X path (``(10,)`` or ``(..., 10)``); ignored otherwise.
+        gender: SMPL-X model gender for the SMPL-X path.
+
+    numpy in gives numpy out; torch in gives torch out (differentiable) on the input's device.
+    """
+    is_numpy = isinstance(poses, np.ndarray)
+    p = torch.as_tensor(poses, dtype=torch.float64 if is_numpy else None)
+    t = torch.as_tensor(transl, dtype=p.dtype, device=p.device)
+    if p.shape[-1] == POSE_DIM:
+        batch = p.shape[:-1]
+    elif p.shape[-3:] == (NUM_JOINTS, 3, 3):
+        batch = p.shape[:-3]
+    else:
+        _as_rotmats(p)  # raises the shape error
+    if t.shape != (*batch, 3):
+        raise ValueError(f"transl must have shape {(*batch, 3)} to match poses; got {tuple(t.shape)}")
+    if model_path is not None:
+        joints = SmplxBody(model_path, gender=gender).joints(p, t, betas)
+    else:
+        _, joints = global_transforms(_as_rotmats(p), t)
+    return joints.numpy().astype(np.float32) if is_numpy else joints
+
+
+class SmplxBody:
+    """The exact SMPL-X body through ``smplx.create`` (needs the user's licensed model folder).
+
+    ``model_path`` is the folder holding ``SMPLX_NEUTRAL.npz`` (or ``smplx/SMPLX_NEUTRAL.npz``),
+    as ``smplx.create`` expects.
+    """
+
+    def __init__(self, model_path: str, gender: str = "neutral", num_betas: int = 10):
+        import smplx  # imported here: the default skeleton must not need it
+
+        self.model = smplx.create(
+            str(model_path), model_type="smplx", gender=gender, num_betas=num_betas,
+            use_pca=False, flat_hand_mean=True, batch_size=1,
+        )
+        self.model.eval()
+        self.num_betas = num_betas
+
+    def _forward(self, poses: torch.Tensor, transl: torch.Tensor, betas=None):
+        batch_shape = transl.shape[:-1]
+        aa = poses if poses.shape[-1] == POSE_DIM else motion.matrix_to_axis_angle(poses).flatten(-2)
+        aa = aa.reshape(-1, POSE_DIM).float()
+        t = transl.reshape(-1, 3).float()
+        n = aa.shape[0]
+        if betas is None:
+            b = torch.zeros(n, self.num_betas)
+        else:
+            b = torch.as_tensor(np.asarray(betas), dtype=torch.float32).reshape(-1, self.num_betas)[:, : self.num_betas]
+            b = b.expand(n, -1) if b.shape[0] == 1 else b
+        out = self.model(
+            betas=b, global_orient=aa[:, 0:3], body_pose=aa[:, 3:66], jaw_pose=aa[:, 66:69],
+            leye_pose=aa[:, 69:72], reye_pose=aa[:, 72:75], left_hand_pose=aa[:, 75:120],
+            right_hand_pose=aa[:, 120:165], transl=t,
+            expression=torch.zeros(n, self.model.num_expression_coeffs),
+            return_verts=True,
+        )
+        return out, batch_shape
+
+    def joints(self, poses, transl, betas=None) -> torch.Tensor:
+        out, batch_shape = self._forward(torch.as_tensor(poses), torch.as_tensor(transl), betas)
+        return out.joints[:, :NUM_JOINTS].reshape(*batch_shape, NUM_JOINTS, 3)
+
+    def vertices(self, poses, transl, betas=None) -> torch.Tensor:
+        out, batch_shape = self._forward(torch.as_tensor(poses), torch.as_tensor(transl), betas)
+        return out.vertices.reshape(*batch_shape, -1, 3)
+
+    @property
+    def faces(self) -> np.ndarray:
+        return np.asarray(self.model.faces, dtype=np.int64)

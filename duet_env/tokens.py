@@ -1,0 +1,49 @@
+"""Token streams and the layout of the ``"tokens"`` observation: the contract between the
+tokenizer, the follower GPT and the environment.
+
+* One token covers ``TOKEN_FRAMES`` = 4 frames (7.5 tokens/s at 30 fps).
+* Pose streams, in action order: ``up`` (upper body), ``down`` (lower body), ``lhand``,
+  ``rhand``; the follower adds ``transl`` (relative translation). The action of
+  ``DuetAccompany-v0`` is ``MultiDiscrete([K_up, K_down, K_lhand, K_rhand, K_transl])``.
+* Pose tokens are computed in the **leader's heading frame** at each frame (leader heading
+  from :func:`duet_env.motion.heading_from_joints` on the leader's joints), for both
+  dancers: the leader's own tokens are therefore facing-invariant and the follower's
+  tokens encode its pose *relative to the leader*. The relative translation is the
+  follower-minus-leader pelvis offset in the same frame (DESIGN.md). Decoding rotates back
+  by the leader's heading and adds the leader's pelvis.
+* Padding: outside the clip (before its start, after its end) a token stream holds the
+  id ``K`` (its codebook size), so embedding tables have ``K + 1`` rows.
+
+``"tokens"`` observation (a ``gymnasium.spaces.Dict``), for history ``H`` and look-ahead
+``A`` tokens at decision step ``t`` (window ``W = H + 1 + A`` covers tokens t−H … t+A):
+
+====================  ====================================  ==============================
+key                   space                                 content
+====================  ====================================  ==============================
+``music``             Box float32 ``(W, 4 * 54)``           music features of the frames of
+                                                            each token in the window; zeros
+                                                            outside the clip
+``leader``            MultiDiscrete ``(W * 4,)``            leader tokens, time-major:
+                                                            ``[t-H: up, down, lhand, rhand,
+                                                            t-H+1: ...]``; pad id K outside
+``follower``          MultiDiscrete ``(H * 5,)``            the follower's own previous
+                                                            tokens t−H … t−1, time-major,
+                                                            streams up, down, lhand, rhand,
+                                                            transl; pad id K before the start
+====================  ====================================  ==============================
+"""
+from __future__ import annotations
+
+TOKEN_FRAMES = 4
+POSE_STREAMS: tuple[str, ...] = ("up", "down", "lhand", "rhand")
+LEADER_STREAMS: tuple[str, ...] = POSE_STREAMS
+FOLLOWER_STREAMS: tuple[str, ...] = POSE_STREAMS + ("transl",)
+# stream name -> body part name of duet_env.skeleton.BODY_PARTS
+PART_OF_STREAM: dict[str, str] = {"up": "upper", "down": "lower", "lhand": "lhand", "rhand": "rhand"}
+
+DEFAULT_HISTORY = 16
+DEFAULT_LOOKAHEAD = 8
+
+
+def window_length(history: int, lookahead: int) -> int:
+    return history + 1 + lookahead
