@@ -1,0 +1,122 @@
+"""Checkpoints: safetensors weights + a JSON config beside them, written atomically.
+
+A checkpoint is a folder ``DIR/`` holding ``<stem>.safetensors`` (model weights, plus any
+optimiser tensors under an ``optim/`` prefix when saved for resuming) and ``<stem>.json``
+(``{"config": ..., "state": ...}`` — the model config and JSON-serialisable training state
+such as step and RNG seeds). Loading by name looks in the package's shipped folder
+(``pretrain/checkpoints/<name>/``); anything else is a path.
+
+Both files are written to temporary names and renamed into place (``os.replace`` is
+atomic on POSIX), the JSON last, so a killed run leaves either the previous complete
+checkpoint or the new complete one, never a torn file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, torn, or does not match the config it is loaded with."""
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A shipped checkpoint name ("default") or a folder path -> the folder."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    shipped = SHIPPED_DIR / str(name_or_path)
+    if shipped.exists():
+        return shipped
+    known = sorted(d.name for d in SHIPPED_DIR.iterdir() if d.is_dir()) if SHIPPED_DIR.exists() else []
+    raise CheckpointError(
+        f"checkpoint {str(name_or_path)!r} is neither an existing path nor a shipped name (shipped: {known})"
+    )
+
+
+def _atomic_write_bytes(path: Path, writer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    def w(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+    _atomic_write_bytes(Path(path), w)
+
+
+def save(folder: str | os.PathLike, stem: str, tensors: dict[str, torch.Tensor], config: dict,
+         state: dict | None = None) -> Path:
+    """Write ``folder/stem.safetensors`` and ``folder/stem.json`` atomically (JSON last)."""
+    folder = Path(folder)
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic_write_bytes(folder / f"{stem}.safetensors", lambda tmp: save_file(flat, tmp))
+    atomic_write_json(folder / f"{stem}.json", {"config": config, "state": state or {}})
+    return folder
+
+
+def load(folder: str | os.PathLike, stem: str, device: str | torch.device = "cpu"
+         ) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """Read ``(tensors, config, state)`` of a checkpoint written by :func:`save`."""
+    folder = resolve(folder)
+    wpath, jpath = folder / f"{stem}.safetensors", folder / f"{stem}.json"
+    for p in (wpath, jpath):
+        if not p.exists():
+            raise CheckpointError(f"checkpoint file {p} is missing")
+    try:
+        meta = json.loads(jpath.read_text())
+        tensors = load_file(str(wpath), device=str(device))
+    except Exception as e:  # torn or foreign file
+        raise CheckpointError(f"cannot read checkpoint {folder}/{stem}: {e}") from e
+    return tensors, meta.get("config", {}), meta.get("state", {})
+
+
+def check_config(expected: dict, found: dict, where: str) -> None:
+    """Refuse a checkpoint whose config differs from the one asked for, naming the keys."""
+    diffs = [
+        f"{k}: asked {expected.get(k)!r}, checkpoint has {found.get(k)!r}"
+        for k in sorted(set(expected) | set(found))
+        if expected.get(k) != found.get(k)
+    ]
+    if diffs:
+        raise CheckpointError(f"config does not match checkpoint {where}: " + "; ".join(diffs))
+
+
+def load_state_dict_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """load_state_dict with a readable error when shapes or keys differ."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shape = [f"{k}: model {tuple(own[k].shape)} vs checkpoint {tuple(tensors[k].shape)}"
+             for k in own if k in tensors and own[k].shape != tensors[k].shape]
+    if missing or unexpected or shape:
+        raise CheckpointError(
+            f"checkpoint {where} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatches {shape[:5]}"
+        )
+    module.load_state_dict(tensors)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
