@@ -1,0 +1,186 @@
+"""The batched duet simulation behind both the single env and the vector env.
+
+``DuetCore`` keeps B episode slots. One :meth:`step` decodes the chosen tokens of all B
+followers with one streaming-decoder call, scores all B with one reward call and advances
+them; the single env is B = 1. Per-slot episode data sits in preallocated buffers indexed by
+the token counter ``t``, so a step's cost does not depend on how far into the episode it is.
+
+Buffer layout (frames): index ``P + f`` holds episode frame ``f`` with ``P = F`` pad frames in
+front (copies of frame 0: a padded history looks like standing still, as rewards.context
+documents) and one token of copies of the last frame behind.
+Token buffers: index ``H + t`` holds token ``t``; ``H`` pads before, ``A`` pads after (pad id K
+for token streams, zeros for music) — the "tokens" observation layout of duet_env.tokens.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .episodes import EpisodeClip
+from .motion import heading_from_joints
+from .tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+
+try:  # rewards/ is a sibling package; its context fixes the history length
+    from rewards.context import CONTEXT_FRAMES
+except ImportError:  # pragma: no cover
+    CONTEXT_FRAMES = 32
+
+
+class DuetCore:
+    def __init__(self, clips: list[EpisodeClip], tokenizer, num_envs: int, history: int, lookahead: int,
+                 episode_tokens: int | None, reward, device: str | torch.device = "cpu"):
+        if not clips:
+            raise ValueError("DuetCore needs at least one clip")
+        self.clips = clips
+        self.tokenizer = tokenizer
+        self.num_envs = b = int(num_envs)
+        self.history, self.lookahead = int(history), int(lookahead)
+        self.episode_tokens = episode_tokens
+        self.reward = reward
+        self.device = torch.device(device)
+        self.codebook_sizes = dict(tokenizer.codebook_sizes)
+        self.nvec = np.array([self.codebook_sizes[s] for s in FOLLOWER_STREAMS], np.int64)
+        self.decoder = tokenizer.streaming_decoder(b)
+        self.F = CONTEXT_FRAMES
+        max_tokens = max(c.num_tokens for c in clips)
+        self.max_len = min(max_tokens, episode_tokens) if episode_tokens else max_tokens
+        w = window_length(self.history, self.lookahead)
+        self.W = w
+        n_tok = self.history + self.max_len + self.lookahead
+        n_frames = self.F + self.max_len * TOKEN_FRAMES + TOKEN_FRAMES
+        self.music_tok = np.zeros((b, n_tok, TOKEN_FRAMES * 54), np.float32)
+        self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
+        self.leader_frames = np.zeros((b, n_frames, 55, 3), np.float32)
+        self.music_frames = np.zeros((b, n_frames, 54), np.float32)
+        self.follower_history = np.zeros((b, self.history, len(FOLLOWER_STREAMS)), np.int64)
+        self.follower_joints_hist = np.zeros((b, self.F, 55, 3), np.float32)
+        self.t = np.zeros(b, np.int64)
+        self.length = np.ones(b, np.int64)
+        self.clip_index = np.zeros(b, np.int64)
+        self.start = np.zeros(b, np.int64)
+        self.hold = np.zeros(b, bool)
+        self.facing = np.zeros(b, np.float32)
+        self.distance = np.zeros((b, 2), np.float32)
+        self._arange = np.arange(b)
+        self._win = np.arange(w)
+        self._ctx = np.arange(self.F)
+        self._tok = np.arange(TOKEN_FRAMES)
+        self._leader_pad = np.array([self.codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
+        self._follower_pad = self.nvec.copy()
+        self.last_root_velocity = np.zeros((b, TOKEN_FRAMES, 3), np.float32)
+
+    # ---- episode slots ------------------------------------------------------------------
+    def episode_bounds(self, clip_id: int, rng: np.random.Generator | None, start: int | None = None,
+                       random_start: bool = True) -> tuple[int, int]:
+        """(start token, length) of an episode on clip ``clip_id``."""
+        n = self.clips[clip_id].num_tokens
+        length = min(n, self.episode_tokens) if self.episode_tokens else n
+        if start is None:
+            start = int(rng.integers(0, n - length + 1)) if (random_start and rng is not None) else 0
+        if not 0 <= start <= n - length:
+            raise ValueError(f"start token {start} out of range for clip {self.clips[clip_id].name} "
+                             f"({n} tokens, episode of {length}): use 0..{n - length}")
+        return int(start), int(length)
+
+    def reset_slot(self, i: int, clip_id: int, start: int, length: int) -> None:
+        c = self.clips[clip_id]
+        h, a, p = self.history, self.lookahead, self.F
+        sl = slice(start, start + length)
+        self.music_tok[i] = 0.0
+        self.music_tok[i, h:h + length] = c.music_tokens[sl]
+        self.leader_tok[i] = self._leader_pad
+        self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
+        f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES
+        lj, mu = c.leader_joints[f0:f1], c.music[f0:f1]
+        self.leader_frames[i, :p] = lj[0]
+        self.leader_frames[i, p:p + len(lj)] = lj
+        self.leader_frames[i, p + len(lj):] = lj[-1]
+        self.music_frames[i] = 0.0
+        self.music_frames[i, p:p + len(mu)] = mu
+        self.follower_history[i] = self._follower_pad
+        # Nothing is decoded yet: the follower's history starts as the leader's first frame.
+        self.follower_joints_hist[i] = lj[0]
+        self.t[i], self.length[i], self.clip_index[i], self.start[i] = 0, length, clip_id, start
+        self.hold[i] = c.style.hold
+        self.facing[i] = c.style.facing
+        self.distance[i] = c.style.partner_distance
+        mask = np.zeros(self.num_envs, bool)
+        mask[i] = True
+        self.decoder.reset(torch.from_numpy(mask))
+        if hasattr(self.reward, "reset"):
+            self.reward.reset(mask)
+
+    # ---- views used by observations -----------------------------------------------------
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """Music (B, W, 216) and leader tokens (B, W, 4) of the window t−H … t+A."""
+        idx = self.t[:, None] + self._win
+        return self.music_tok[self._arange[:, None], idx], self.leader_tok[self._arange[:, None], idx]
+
+    def leader_context(self, t: np.ndarray | None = None) -> np.ndarray:
+        """Leader frames (B, F, 55, 3) ending at the last frame of token t−1 (t = current)."""
+        t = self.t if t is None else t
+        idx = (t * TOKEN_FRAMES)[:, None] + self._ctx  # P + 4t − F + k with P = F
+        return self.leader_frames[self._arange[:, None], idx]
+
+    def leader_upcoming(self) -> np.ndarray:
+        """Leader frames (B, 4, 55, 3) of the token about to be decoded."""
+        idx = (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
+        return self.leader_frames[self._arange[:, None], idx]
+
+    def leader_forward_last(self) -> np.ndarray:
+        return heading_from_joints(self.leader_context()[:, -1]).astype(np.float32)
+
+    # ---- stepping -----------------------------------------------------------------------
+    def check_actions(self, actions) -> np.ndarray:
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs, len(FOLLOWER_STREAMS)):
+            raise ValueError(f"actions must have shape ({self.num_envs}, {len(FOLLOWER_STREAMS)}) "
+                             f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
+        if not np.issubdtype(a.dtype, np.integer):
+            if not np.all(np.equal(np.mod(a, 1), 0)):
+                raise ValueError(f"actions must be integer token ids; got {a.dtype} values")
+            a = a.astype(np.int64)
+        bad = (a < 0) | (a >= self.nvec)
+        if bad.any():
+            env_i, stream_i = np.argwhere(bad)[0]
+            raise ValueError(
+                f"action {a[env_i].tolist()} (env {env_i}) has {FOLLOWER_STREAMS[stream_i]}={a[env_i, stream_i]} "
+                f"outside 0..{self.nvec[stream_i] - 1}"
+            )
+        return a.astype(np.int64, copy=False)
+
+    def step(self, actions):
+        """Decode, place and score one token for all B slots; returns (reward, components, terminated)."""
+        from rewards.context import StepContext
+
+        a = self.check_actions(actions)
+        upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
+        out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
+        joints = out["joints"].detach().cpu().numpy().astype(np.float32, copy=False)  # (B, 4, 55, 3)
+        rootvel = out.get("root_velocity")
+        first = self.t == 0
+        if first.any():  # the history before the first token repeats the first decoded frame
+            self.follower_joints_hist[first] = joints[first, :1]
+        self.follower_joints_hist[:, :-TOKEN_FRAMES] = self.follower_joints_hist[:, TOKEN_FRAMES:]
+        self.follower_joints_hist[:, -TOKEN_FRAMES:] = joints
+        self.follower_history[:, :-1] = self.follower_history[:, 1:]
+        self.follower_history[:, -1] = a
+        t_next = self.t + 1
+        idx = (t_next * TOKEN_FRAMES)[:, None] + self._ctx
+        ctx = StepContext(
+            leader_joints=self.leader_frames[self._arange[:, None], idx],
+            follower_joints=self.follower_joints_hist,
+            music_beat=self.music_frames[self._arange[:, None], idx, 53] > 0.5,
+            music=self.music_frames[self._arange[:, None], idx],
+            hold_expected=self.hold, facing_expected=self.facing, distance_range=self.distance,
+            step=self.t.copy(), is_last=t_next >= self.length,
+            follower_root_velocity_pred=None if rootvel is None else
+            (rootvel.detach().cpu().numpy() / 30.0).astype(np.float32),  # m/s -> m/frame
+        )
+        total, components = self.reward(ctx)
+        self.t = t_next
+        return np.asarray(total, np.float32), components, self.t >= self.length
+
+    def follower_frames(self) -> np.ndarray:
+        """The last decoded follower frames (B, 4, 55, 3)."""
+        return self.follower_joints_hist[:, -TOKEN_FRAMES:]

@@ -1,0 +1,120 @@
+"""Pluggable observation types (HighwayEnv style): each builds its space and, batched over
+envs, its arrays from the simulation state of :class:`duet_env.core.DuetCore`.
+
+* ``"tokens"`` — what the follower GPT consumes; layout in :mod:`duet_env.tokens`.
+* ``"features"`` — a compact float32 vector for MLP policies (stable-baselines3).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from gymnasium import spaces
+
+from .data.clip import BEAT_COLUMN, MUSIC_DIM
+from .tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+
+if TYPE_CHECKING:
+    from .core import DuetCore
+
+# The 22 body joints (SMPL-X 0..21): the features observation ignores face and fingers.
+BODY_JOINTS = np.arange(22)
+
+
+class ObservationType:
+    """Base class: ``space(core)`` once, then ``observe(core) -> batched arrays`` every step."""
+
+    name = "base"
+
+    def __init__(self, **kwargs):
+        if kwargs:
+            raise ValueError(f"observation type {self.name!r} got unknown options {sorted(kwargs)}")
+
+    def space(self, core: "DuetCore") -> spaces.Space:
+        raise NotImplementedError
+
+    def observe(self, core: "DuetCore"):
+        raise NotImplementedError
+
+
+class TokensObservation(ObservationType):
+    """Dict(music (W, 216) float32, leader MultiDiscrete (W*4,), follower MultiDiscrete (H*5,))."""
+
+    name = "tokens"
+
+    def space(self, core):
+        w, h = window_length(core.history, core.lookahead), core.history
+        k = core.codebook_sizes
+        leader_nvec = np.tile([k[s] + 1 for s in LEADER_STREAMS], w)  # +1: the pad id K
+        follower_nvec = np.tile([k[s] + 1 for s in FOLLOWER_STREAMS], h)
+        return spaces.Dict({
+            "music": spaces.Box(-np.inf, np.inf, (w, TOKEN_FRAMES * MUSIC_DIM), np.float32),
+            "leader": spaces.MultiDiscrete(leader_nvec.astype(np.int64)),
+            "follower": spaces.MultiDiscrete(follower_nvec.astype(np.int64)),
+        })
+
+    def observe(self, core):
+        music, leader = core.window()
+        b = core.num_envs
+        return {
+            "music": music,
+            "leader": leader.reshape(b, -1),
+            "follower": core.follower_history.reshape(b, -1).copy(),
+        }
+
+
+class FeaturesObservation(ObservationType):
+    """A flat float32 vector (all parts expressed in the leader's heading frame at the last
+    decoded frame, so the vector does not change when the couple turns together):
+
+    * music onset strength and beat flag of every frame in the token window t−H … t+A (W·4·2),
+    * the leader's 22 body joints over the 4 frames of the coming token t, relative to the
+      leader's pelvis at the last decoded frame (4·22·3),
+    * the follower's 22 body joints at the last decoded frame, relative to the leader's pelvis
+      (22·3), and their velocity over the last token (22·3, m/s),
+    * episode progress t / L (1).
+    """
+
+    name = "features"
+
+    def space(self, core):
+        return spaces.Box(-np.inf, np.inf, (self.size(core),), np.float32)
+
+    @staticmethod
+    def size(core) -> int:
+        w = window_length(core.history, core.lookahead)
+        return w * TOKEN_FRAMES * 2 + TOKEN_FRAMES * 22 * 3 + 22 * 3 * 2 + 1
+
+    def observe(self, core):
+        from .motion import to_heading_frame
+
+        b = core.num_envs
+        music, _ = core.window()
+        frames = music.reshape(b, -1, MUSIC_DIM)[:, :, [BEAT_COLUMN - 1, BEAT_COLUMN]].reshape(b, -1)
+        leader_hist = core.leader_context()            # (B, F, 55, 3), last frame = last decoded
+        anchor = leader_hist[:, -1, 0]                  # leader pelvis
+        fwd = core.leader_forward_last()                # (B, 3)
+        upcoming = core.leader_upcoming()[:, :, BODY_JOINTS]      # (B, 4, 22, 3)
+        lead = to_heading_frame(upcoming - anchor[:, None, None], fwd[:, None, None])
+        fol = core.follower_joints_hist[:, :, BODY_JOINTS]
+        last = to_heading_frame(fol[:, -1] - anchor[:, None], fwd[:, None])
+        vel = to_heading_frame((fol[:, -1] - fol[:, -1 - TOKEN_FRAMES]) * (30.0 / TOKEN_FRAMES), fwd[:, None])
+        progress = (core.t / np.maximum(core.length, 1)).astype(np.float32)[:, None]
+        out = np.concatenate([frames, lead.reshape(b, -1), last.reshape(b, -1), vel.reshape(b, -1), progress], 1)
+        return out.astype(np.float32)
+
+
+OBSERVATION_TYPES: dict[str, type[ObservationType]] = {
+    cls.name: cls for cls in (TokensObservation, FeaturesObservation)
+}
+
+
+def observation_factory(config) -> ObservationType:
+    """``"tokens"`` / ``"features"`` or ``{"type": name, **options}`` -> an observation type."""
+    if isinstance(config, str):
+        config = {"type": config}
+    config = dict(config)
+    name = config.pop("type", None)
+    if name not in OBSERVATION_TYPES:
+        raise ValueError(f"unknown observation type {name!r}; known: {sorted(OBSERVATION_TYPES)}")
+    return OBSERVATION_TYPES[name](**config)
