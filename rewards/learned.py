@@ -1,0 +1,309 @@
+"""A reward model learned from automatically ranked demonstrations (E3D2, Wang et al., AAAI 2024).
+
+E3D2 ranks demonstrations without human labels: a demonstration generated with a smaller
+noise level ε is assumed better than one with a larger ε, and a reward model r(·) is fitted to
+these rankings. Here the fit uses the Bradley–Terry pairwise loss (the E3D2 poster does not
+spell out its loss):
+
+    P(a ≻ b) = σ(r(a) − r(b)),      L = −log σ(r(better) − r(worse)) = softplus(r(worse) − r(better)).
+
+Here a demonstration is a duet (leader and follower joints) and the model scores a window of
+``window`` frames (the step context, 32 frames by default) of both dancers. Demonstrations are
+either passed pre-ranked as ``(leader_joints, follower_joints, ε)`` triples (e.g. rollouts of a
+behaviour-cloned policy with sampling noise ε, as in E3D2), or made from clean duets by
+:func:`perturb_follower` at ``noise_levels``.
+
+Features (rotation- and translation-invariant): the 22 body joints of both dancers, in the
+leader's heading frame at the window's last frame with the origin at the leader's pelvis
+(ground-projected), and their per-frame velocities (m/s × 0.1), i.e. 264 numbers per frame.
+
+Model: two 1-D convolutions over time (kernel 5, GELU, the second with stride 2), a mean over
+time, and a 2-layer MLP to a scalar. The checkpoint is a folder holding ``reward_model.safetensors``
+and ``reward_model.json`` (config, including the mean/std of the scores on the training
+windows, used to squash the term into [0, 1]).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+from torch import nn
+from tqdm.auto import tqdm
+
+from duet_env.skeleton import NUM_JOINTS
+
+from .context import CONTEXT_FRAMES, StepContext
+from .primitives import body_heading
+from .registry import RewardTerm, register
+
+BODY_JOINTS = 22
+FEATURE_DIM = 2 * 2 * BODY_JOINTS * 3  # 2 dancers × (position, velocity) × 22 joints × xyz
+CHECKPOINT_STEM = "reward_model"
+DEFAULT_NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # E3D2's ablation spans ε = 0.02 … 1.0
+
+
+def pair_features(leader: np.ndarray, follower: np.ndarray, fps: float = 30.0) -> np.ndarray:
+    """Window features ``(..., W, 264)`` float32 of joints ``(..., W, 55, 3)`` (see module docstring)."""
+    lj, fj = leader[..., :BODY_JOINTS, :], follower[..., :BODY_JOINTS, :]
+    anchor = leader[..., -1, 0, :].copy()  # (..., 3) leader pelvis at the last frame
+    anchor[..., 1] = 0.0  # keep heights absolute: the ground is meaningful
+    yaw = body_heading(leader[..., -1, :, :])  # (...,)
+    c, s = np.cos(-yaw)[..., None, None, None], np.sin(-yaw)[..., None, None, None]
+
+    def to_frame(x: np.ndarray) -> np.ndarray:
+        x = x - anchor[..., None, None, :]
+        return np.stack([c[..., 0] * x[..., 0] + s[..., 0] * x[..., 2], x[..., 1],
+                         -s[..., 0] * x[..., 0] + c[..., 0] * x[..., 2]], axis=-1)
+
+    out = []
+    for x in (to_frame(lj), to_frame(fj)):
+        vel = np.diff(x, axis=-3, prepend=x[..., :1, :, :]) * (fps * 0.1)
+        out += [x, vel]
+    flat = [o.reshape(*o.shape[:-2], -1) for o in out]
+    return np.concatenate(flat, axis=-1).astype(np.float32)
+
+
+class RewardModel(nn.Module):
+    """Scalar score of a duet window: features ``(N, W, 264)`` -> ``(N,)`` (unbounded)."""
+
+    def __init__(self, hidden: int = 64, feature_dim: int = FEATURE_DIM):
+        super().__init__()
+        self.hidden, self.feature_dim = hidden, feature_dim
+        self.conv = nn.Sequential(
+            nn.Conv1d(feature_dim, hidden, 5, padding=2), nn.GELU(),
+            nn.Conv1d(hidden, hidden, 5, stride=2, padding=2), nn.GELU(),
+        )
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if feats.ndim != 3 or feats.shape[-1] != self.feature_dim:
+            raise ValueError(f"RewardModel expects features (N, W, {self.feature_dim}); got {tuple(feats.shape)}")
+        h = self.conv(feats.transpose(1, 2)).mean(-1)
+        return self.head(h).squeeze(-1)
+
+
+@dataclass
+class RewardModelConfig:
+    window: int = CONTEXT_FRAMES
+    hidden: int = 64
+    score_mean: float = 0.0
+    score_std: float = 1.0
+    noise_levels: list[float] = field(default_factory=lambda: list(DEFAULT_NOISE_LEVELS))
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+def perturb_follower(follower: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
+    """A worse demonstration: follower joints ``(T, 55, 3)`` with noise of level ``eps``.
+
+    Adds ``eps`` × (5 cm of temporally smooth per-joint jitter (σ = 3 frames) + 30 cm of slow
+    whole-body drift (σ = 15 frames)), each noise signal normalised to unit std before scaling.
+    """
+    if eps == 0:
+        return follower.copy()
+
+    def smooth(shape, sigma):
+        n = gaussian_filter1d(rng.standard_normal(shape), sigma, axis=0, mode="nearest")
+        return n / max(float(n.std()), 1e-9)
+
+    t = follower.shape[0]
+    jitter = smooth((t, NUM_JOINTS, 3), 3.0) * 0.05
+    drift = smooth((t, 1, 3), 15.0) * 0.30
+    drift[..., 1] = 0.0  # drifting through the floor is not a dance error worth learning
+    return (follower + eps * (jitter + drift)).astype(np.float32)
+
+
+def _as_joints(x, what: str) -> np.ndarray:
+    a = np.asarray(x, np.float32)
+    if a.ndim != 3 or a.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"train_reward_model: {what} must be joints (T, {NUM_JOINTS}, 3); got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"train_reward_model: {what} contains NaN or inf")
+    return a
+
+
+def _demo_groups(demos: Sequence, noise_levels: Sequence[float], rng: np.random.Generator
+                 ) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
+    """Groups of demonstrations sharing one leader, each a list of (leader, follower, ε)."""
+    groups: dict[Any, list] = {}
+    for i, item in enumerate(demos):
+        if hasattr(item, "leader") and hasattr(item, "follower"):  # a duet_env Clip
+            item = (item.leader.joints, item.follower.joints)
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise ValueError(f"train_reward_model: demo {i} must be a Clip, (leader, follower) or "
+                             f"(leader, follower, eps); got {type(item).__name__}")
+        leader = _as_joints(item[0], f"demo {i} leader")
+        follower = _as_joints(item[1], f"demo {i} follower")
+        if follower.shape != leader.shape:
+            raise ValueError(f"train_reward_model: demo {i} leader {leader.shape} and follower {follower.shape} differ")
+        if len(item) == 3:
+            key = hashlib.sha1(leader.tobytes()).hexdigest()
+            groups.setdefault(key, []).append((leader, follower, float(item[2])))
+        else:
+            groups[("clean", i)] = [(leader, perturb_follower(follower, e, rng), float(e)) for e in noise_levels]
+    usable = [g for g in groups.values() if len({e for _, _, e in g}) >= 2]
+    if not usable:
+        raise ValueError("train_reward_model: no leader has demonstrations at two different noise levels to rank")
+    return usable
+
+
+def _sample_pairs(groups, window: int, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Features of ``batch`` (better, worse) window pairs: same leader and window, different ε."""
+    better, worse = [], []
+    while len(better) < batch:
+        g = groups[rng.integers(len(groups))]
+        i, j = rng.choice(len(g), 2, replace=False)
+        (li, fi, ei), (lj, fj, ej) = g[i], g[j]
+        if ei == ej:
+            continue
+        t = min(len(fi), len(fj))
+        start = int(rng.integers(0, max(t - window, 0) + 1))
+        idx = np.clip(np.arange(start, start + window), 0, t - 1)  # short demos repeat the last frame
+        a, b = (fi, fj) if ei < ej else (fj, fi)
+        better.append((li[idx], a[idx]))
+        worse.append((li[idx], b[idx]))
+    fb = pair_features(np.stack([x[0] for x in better]), np.stack([x[1] for x in better]))
+    fw = pair_features(np.stack([x[0] for x in worse]), np.stack([x[1] for x in worse]))
+    return fb, fw
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_reward_model(folder: str | os.PathLike, model: RewardModel, config: RewardModelConfig) -> Path:
+    """Write ``folder/reward_model.safetensors`` then ``folder/reward_model.json``, each atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(folder / f"{CHECKPOINT_STEM}.safetensors", lambda tmp: save_file(tensors, tmp))
+
+    def write_json(tmp):
+        with open(tmp, "w") as f:
+            json.dump(asdict(config), f, indent=2, sort_keys=True)
+    _atomic_write(folder / f"{CHECKPOINT_STEM}.json", write_json)
+    return folder
+
+
+def load_reward_model(folder: str | os.PathLike) -> tuple[RewardModel, RewardModelConfig]:
+    """Read a checkpoint written by :func:`save_reward_model`; clear errors for missing/corrupt files."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    wpath, jpath = folder / f"{CHECKPOINT_STEM}.safetensors", folder / f"{CHECKPOINT_STEM}.json"
+    for p in (wpath, jpath):
+        if not p.is_file():
+            raise FileNotFoundError(f"learned reward checkpoint: missing {p} (train one with rewards.train_reward_model)")
+    try:
+        config = RewardModelConfig(**json.loads(jpath.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"learned reward checkpoint: corrupt config {jpath}: {e}") from e
+    model = RewardModel(hidden=config.hidden)
+    try:
+        model.load_state_dict(load_file(str(wpath)))
+    except Exception as e:  # safetensors raises its own error types for torn files
+        raise ValueError(f"learned reward checkpoint: weights {wpath} do not load into a model of config "
+                         f"{asdict(config)}: {e}") from e
+    model.eval()
+    return model, config
+
+
+def train_reward_model(demos: Sequence, out: str | os.PathLike | None = None, *,
+                       noise_levels: Iterable[float] = DEFAULT_NOISE_LEVELS, window: int = CONTEXT_FRAMES,
+                       hidden: int = 64, steps: int = 500, batch_size: int = 64, lr: float = 1e-3,
+                       seed: int = 0, progress: bool = True) -> tuple[RewardModel, RewardModelConfig]:
+    """Fit a :class:`RewardModel` to automatically ranked demonstrations (Bradley–Terry loss).
+
+    demos: Clips (``.leader.joints``, ``.follower.joints``), ``(leader, follower)`` joint pairs
+    ``(T, 55, 3)`` — perturbed at ``noise_levels`` by :func:`perturb_follower` — or pre-ranked
+    ``(leader, follower, ε)`` triples (grouped by identical leader). Each step draws
+    ``batch_size`` window pairs of one leader at two noise levels; the lower ε is the better.
+    Writes the checkpoint to ``out`` when given. Deterministic for a ``seed``.
+    Returns the model (eval mode) and its config; ``config.train`` records the final loss and
+    ranking accuracy on a fresh batch.
+    """
+    noise_levels = [float(e) for e in noise_levels]
+    if window < 2 or steps < 1 or batch_size < 1:
+        raise ValueError(f"train_reward_model: need window >= 2, steps >= 1, batch_size >= 1; "
+                         f"got {window}, {steps}, {batch_size}")
+    rng = np.random.default_rng(seed)
+    groups = _demo_groups(demos, noise_levels, rng)
+    with torch.random.fork_rng(devices=[]):  # seeded init that leaves the caller's torch RNG alone
+        torch.manual_seed(seed)
+        model = RewardModel(hidden=hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    loss_value = float("nan")
+    for _ in tqdm(range(steps), desc="reward model", disable=not progress):
+        fb, fw = _sample_pairs(groups, window, batch_size, rng)
+        rb, rw = model(torch.from_numpy(fb)), model(torch.from_numpy(fw))
+        loss = nn.functional.softplus(rw - rb).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss_value = float(loss.detach())
+    model.eval()
+    with torch.no_grad():
+        fb, fw = _sample_pairs(groups, window, max(batch_size, 128), rng)
+        rb, rw = model(torch.from_numpy(fb)), model(torch.from_numpy(fw))
+        scores = torch.cat([rb, rw])
+    config = RewardModelConfig(
+        window=window, hidden=hidden, score_mean=float(scores.mean()), score_std=max(float(scores.std()), 1e-6),
+        noise_levels=noise_levels,
+        train={"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "final_loss": loss_value,
+               "ranking_accuracy": float((rb > rw).float().mean())},
+    )
+    if out is not None:
+        save_reward_model(out, model, config)
+    return model, config
+
+
+@register("learned")
+class LearnedTerm(RewardTerm):
+    """Score of a reward model trained on automatically ranked demonstrations (E3D2).
+
+    ``R = σ((r(window) − μ) / s)`` with r the :class:`RewardModel` score of the last ``window``
+    context frames of both dancers, and μ, s the mean and std of the scores on the training
+    windows (stored in the checkpoint). ``checkpoint``: a folder written by
+    :func:`train_reward_model`; there is no default, so building the term without one raises.
+
+    Range: [0, 1].
+    """
+
+    range = (0.0, 1.0)
+
+    def __init__(self, checkpoint: str | None = None):
+        if checkpoint is None:
+            raise ValueError(
+                "the 'learned' reward term needs a trained checkpoint: train one with "
+                "rewards.train_reward_model(demos, out='path/to/folder') and use "
+                "{'learned': {'weight': 1, 'checkpoint': 'path/to/folder'}}")
+        self.model, self.model_config = load_reward_model(checkpoint)
+        self.config = {"checkpoint": str(checkpoint)}
+
+    def compute(self, ctx: StepContext) -> np.ndarray:
+        w = self.model_config.window
+        if ctx.num_frames < w:
+            raise ValueError(f"learned reward model needs {w} context frames; the step context has {ctx.num_frames}")
+        feats = pair_features(ctx.leader_joints[:, -w:], ctx.follower_joints[:, -w:], ctx.fps)
+        with torch.no_grad():
+            r = self.model(torch.from_numpy(feats)).numpy()
+        z = (r - self.model_config.score_mean) / self.model_config.score_std
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))

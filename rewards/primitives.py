@@ -1,0 +1,162 @@
+"""Bounded smooth reward primitives and the small geometry helpers the terms share.
+
+:func:`tolerance` follows the idea of dm_control's ``rewards.tolerance`` (Tassa et al. 2018,
+"DeepMind Control Suite", §"Reward"): 1 inside ``bounds``, decaying smoothly with the distance
+outside them, so that the value at ``margin`` outside is ``value_at_margin``. Written from that
+description for this project.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_SIGMOIDS = ("gaussian", "linear", "quadratic", "cosine", "hyperbolic", "long_tail",
+             "reciprocal", "tanh_squared")
+# These reach exactly 0 at a finite distance, so value_at_margin may be 0.
+_FINITE_SUPPORT = ("linear", "quadratic", "cosine")
+
+
+def _sigmoid(x: np.ndarray, value_at_margin: float, kind: str) -> np.ndarray:
+    """A decreasing map of the normalised distance ``x >= 0`` with ``s(0) = 1`` and ``s(1) = value_at_margin``."""
+    v = value_at_margin
+    if kind == "gaussian":  # exp(-½ (x k)²), k = sqrt(-2 ln v)
+        k = np.sqrt(-2.0 * np.log(v))
+        return np.exp(-0.5 * (x * k) ** 2)
+    if kind == "hyperbolic":  # 1 / cosh(x k), k = arccosh(1/v)
+        k = np.arccosh(1.0 / v)
+        return 1.0 / np.cosh(x * k)
+    if kind == "long_tail":  # 1 / ((x k)² + 1), k = sqrt(1/v − 1)
+        k = np.sqrt(1.0 / v - 1.0)
+        return 1.0 / ((x * k) ** 2 + 1.0)
+    if kind == "reciprocal":  # 1 / (|x| k + 1), k = 1/v − 1
+        k = 1.0 / v - 1.0
+        return 1.0 / (np.abs(x) * k + 1.0)
+    if kind == "tanh_squared":  # 1 − tanh(x k)², k = arctanh(sqrt(1 − v))
+        k = np.arctanh(np.sqrt(1.0 - v))
+        return 1.0 - np.tanh(x * k) ** 2
+    if kind == "linear":  # 1 − x k clipped at 0, k = 1 − v
+        y = 1.0 - x * (1.0 - v)
+        return np.clip(y, 0.0, 1.0)
+    if kind == "quadratic":  # 1 − (x k)² clipped at 0, k = sqrt(1 − v)
+        y = 1.0 - (x * np.sqrt(1.0 - v)) ** 2
+        return np.clip(y, 0.0, 1.0)
+    if kind == "cosine":  # (1 + cos(π x k)) / 2 for x k < 1, else 0; k = arccos(2v − 1)/π
+        k = np.arccos(2.0 * v - 1.0) / np.pi
+        xk = x * k
+        return np.where(xk < 1.0, (1.0 + np.cos(np.pi * np.minimum(xk, 1.0))) / 2.0, 0.0)
+    raise ValueError(f"unknown sigmoid {kind!r}; known: {', '.join(_SIGMOIDS)}")
+
+
+def tolerance(x, bounds: tuple[float, float] = (0.0, 0.0), margin: float = 0.0,
+              sigmoid: str = "gaussian", value_at_margin: float = 0.1) -> np.ndarray:
+    """1 where ``bounds[0] <= x <= bounds[1]``, else ``s(d / margin)`` with ``d`` the distance to the bounds.
+
+    ``s`` is the chosen sigmoid, scaled so ``s(0) = 1`` and ``s(1) = value_at_margin``:
+    gaussian ``exp(−½(xk)²)``, linear ``max(0, 1 − x(1−v))``, quadratic, cosine, hyperbolic,
+    long_tail, reciprocal, tanh_squared. With ``margin = 0`` the result is the indicator of the
+    bounds. ``bounds`` entries may be arrays broadcasting against ``x`` (per-env bounds).
+    Output in [0, 1], the broadcast shape, float32 for float32 input.
+    Source: dm_control ``rewards.tolerance`` (Tassa et al. 2018), reimplemented.
+    """
+    lo, hi = np.asarray(bounds[0], np.float64), np.asarray(bounds[1], np.float64)
+    if np.any(lo > hi):
+        raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
+    if margin < 0:
+        raise ValueError(f"tolerance: margin must be >= 0; got {margin}")
+    if sigmoid not in _SIGMOIDS:
+        raise ValueError(f"tolerance: unknown sigmoid {sigmoid!r}; known: {', '.join(_SIGMOIDS)}")
+    low_ok = 0.0 if sigmoid in _FINITE_SUPPORT else np.nextafter(0.0, 1.0)
+    if not (low_ok <= value_at_margin < 1.0):
+        raise ValueError(f"tolerance: value_at_margin must be in [{'0' if low_ok == 0 else '>0'}, 1) "
+                         f"for sigmoid {sigmoid!r}; got {value_at_margin}")
+    x = np.asarray(x)
+    out_dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    in_bounds = (lo <= x) & (x <= hi)
+    if margin == 0:
+        return in_bounds.astype(out_dtype)
+    d = np.where(x < lo, lo - x, x - hi) / margin
+    return np.where(in_bounds, 1.0, _sigmoid(d, value_at_margin, sigmoid)).astype(out_dtype)
+
+
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    """Angle wrapped to [−π, π)."""
+    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def ground_forward(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Unit ground-plane forward ``(..., 2)`` as (x, z) from a left and a right point ``(..., 3)``.
+
+    forward = (left − right) × up, the convention of :func:`duet_env.motion.heading_from_joints`
+    (rest pose faces +z). Degenerate (vertical) lines give (0, 0).
+    """
+    across = left - right
+    fwd = np.stack([-across[..., 2], across[..., 0]], axis=-1)
+    norm = np.linalg.norm(fwd, axis=-1, keepdims=True)
+    return np.where(norm > 1e-9, fwd / np.maximum(norm, 1e-9), 0.0)
+
+
+def body_heading(joints: np.ndarray) -> np.ndarray:
+    """Yaw (radians, atan2(x, z), 0 = +z) of joints ``(..., 55, 3)`` — numpy twin of
+    :func:`duet_env.motion.heading_from_joints`: across = hips + shoulders (left − right)."""
+    across = (joints[..., 1, :] - joints[..., 2, :]) + (joints[..., 16, :] - joints[..., 17, :])
+    # forward = across × up = (−across_z, 0, across_x); yaw = atan2(fwd_x, fwd_z)
+    return np.arctan2(-across[..., 2], across[..., 0])
+
+
+def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """Closest distance between segments [p0, p1] and [q0, q1], broadcast over leading axes.
+
+    Minimises |p0 + s d1 − q0 − t d2| over s, t ∈ [0, 1]: s from the unconstrained solution
+    clamped, t from s then clamped, s recomputed from t (the standard clamped two-step solution,
+    e.g. Ericson, "Real-Time Collision Detection", §5.1.9); degenerate segments handled as points.
+    """
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a = np.einsum("...i,...i->...", d1, d1)
+    e = np.einsum("...i,...i->...", d2, d2)
+    f = np.einsum("...i,...i->...", d2, r)
+    c = np.einsum("...i,...i->...", d1, r)
+    b = np.einsum("...i,...i->...", d1, d2)
+    eps = 1e-12
+    denom = a * e - b * b
+    # Parallel (denom ≈ 0) or point segments: any s works; take 0.
+    s = np.where(denom > eps, np.clip((b * f - c * e) / np.maximum(denom, eps), 0.0, 1.0), 0.0)
+    # q a point: closest s to it on p; p a point: s = 0.
+    s = np.where(e > eps, s, np.clip(-c / np.maximum(a, eps), 0.0, 1.0))
+    s = np.where(a > eps, s, 0.0)
+    t = np.where(e > eps, (b * s + f) / np.maximum(e, eps), 0.0)
+    # If t left [0, 1], clamp it and recompute the best s for that t.
+    t_clamped = np.clip(t, 0.0, 1.0)
+    s = np.where((t != t_clamped) & (a > eps), np.clip((b * t_clamped - c) / np.maximum(a, eps), 0.0, 1.0), s)
+    t = t_clamped
+    diff = r + s[..., None] * d1 - t[..., None] * d2
+    return np.linalg.norm(diff, axis=-1)
+
+
+def pairwise_segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """All-pairs :func:`segment_distance`: segments ``(..., N, 3)`` × ``(..., M, 3)`` -> ``(..., N, M)``.
+
+    Same clamped solution, with every dot product as a matrix product and the squared distance
+    expanded, |r + s d1 − t d2|² = |r|² + s²a + t²e + 2sc − 2tf − 2stb, so no (N, M, 3) array is
+    built (several times faster). Computed in float64 about the first segment's start, so the
+    expansion loses no precision at body scale.
+    """
+    origin = p0[..., :1, :]
+    p0, p1, q0, q1 = (np.asarray(x - origin, np.float64) for x in (p0, p1, q0, q1))
+    d1, d2 = p1 - p0, q1 - q0
+    mt = np.swapaxes
+    a = (d1 * d1).sum(-1)[..., :, None]
+    e = (d2 * d2).sum(-1)[..., None, :]
+    b = d1 @ mt(d2, -1, -2)
+    c = (d1 * p0).sum(-1)[..., :, None] - d1 @ mt(q0, -1, -2)  # d1 · (p0 − q0)
+    f = p0 @ mt(d2, -1, -2) - (d2 * q0).sum(-1)[..., None, :]  # d2 · (p0 − q0)
+    rr = (p0 * p0).sum(-1)[..., :, None] + (q0 * q0).sum(-1)[..., None, :] - 2.0 * (p0 @ mt(q0, -1, -2))
+    eps = 1e-12
+    denom = a * e - b * b
+    s = np.where(denom > eps, np.clip((b * f - c * e) / np.maximum(denom, eps), 0.0, 1.0), 0.0)
+    s = np.where(e > eps, s, np.clip(-c / np.maximum(a, eps), 0.0, 1.0))
+    s = np.where(a > eps, s, 0.0)
+    t = np.where(e > eps, (b * s + f) / np.maximum(e, eps), 0.0)
+    t_clamped = np.clip(t, 0.0, 1.0)
+    s = np.where((t != t_clamped) & (a > eps), np.clip((b * t_clamped - c) / np.maximum(a, eps), 0.0, 1.0), s)
+    t = t_clamped
+    d2sq = rr + s * s * a + t * t * e + 2.0 * s * c - 2.0 * t * f - 2.0 * s * t * b
+    return np.sqrt(np.maximum(d2sq, 0.0))
