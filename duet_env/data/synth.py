@@ -1,0 +1,288 @@
+"""SynthDuet: the embedded default dataset, generated procedurally in DD100 layout.
+
+``python -m duet_env.data.synth --out DIR --seed S --minutes M`` writes::
+
+    DIR/motion/smplx/all/<GENRE>_<CHOREO>_<TAKE>_00.npy   follower (the partner-rule follower)
+    DIR/motion/smplx/all/<GENRE>_<CHOREO>_<TAKE>_01.npy   leader
+    DIR/music/mp3/all/<GENRE>_<CHOREO>_<TAKE>.wav         mono 16-bit PCM, 15360 Hz
+    DIR/synth_meta/<GENRE>_<CHOREO>_<TAKE>.json           beats, moves, partner rules, plants
+    DIR/synth_meta/dataset.json                           generation parameters
+
+Each motion file is ``np.save`` of a dict: ``poses`` (T, 165) float32 SMPL-X axis-angle,
+``transl`` (T, 3) float32, ``betas`` (10,) float32, ``gender`` "neutral". The same seed gives
+byte-identical files. How a clip is made: music on an exact beat grid (:mod:`synth_music`);
+leader moves from a per-genre vocabulary, one key per beat (:mod:`synth_moves`,
+:mod:`synth_steps`); the follower by partner rules (:mod:`synth_partner`); poses by eased
+keys and two-bone IK (:mod:`synth_body`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from .. import skeleton
+from ..genres import GENRES
+from ..motion import FPS
+from .clip import Dancer
+from . import synth_body as body
+from .synth_moves import GENRE_MOTION, PHRASE_BARS, draw_variation, plan_leader
+from .synth_music import SAMPLE_RATE, plan_music, synthesize
+from .synth_partner import follower_keys, hold_targets, partner_offset
+from .synth_steps import StepBuilder
+
+VERSION = "synthduet-1"
+TAKE = 1
+CLIP_SECONDS = 45.0  # mean clip length; clips vary by +-15 %
+BASE_HEIGHT = {"Waltz": 0.95, "Tango": 0.94, "ChaCha": 0.945, "HipHop": 0.92, "Ballet": 0.955}
+BASE_CURL = {"Waltz": 0.3, "Tango": 0.35, "ChaCha": 0.25, "HipHop": 0.55, "Ballet": 0.15}
+FOLLOWER_LEAN = {"Waltz": -0.12, "Tango": -0.05, "ChaCha": 0.0, "HipHop": 0.05, "Ballet": 0.0}
+FOLLOWER_HEAD = {"Waltz": 0.5, "Tango": 0.4, "ChaCha": 0.0, "HipHop": 0.0, "Ballet": 0.0}
+PULSE = {"Waltz": 0.12, "Tango": 0.10, "ChaCha": 0.15, "HipHop": 0.15, "Ballet": 0.10}
+REST_PELVIS = skeleton.REST_OFFSETS[0]
+
+
+@dataclass
+class SynthClip:
+    """One generated duet in memory: SMPL-X arrays of both dancers, audio and metadata."""
+
+    name: str
+    leader: dict[str, np.ndarray]
+    follower: dict[str, np.ndarray]
+    audio: np.ndarray
+    meta: dict
+
+
+def is_test_choreo(genre: str, index: int) -> bool:
+    """DD100 split rule: choreography index % 5 == 0 is test; Ballet: 9 and 10."""
+    return index in (9, 10) if genre == "Ballet" else index % 5 == 0
+
+
+def _choreo_indices(genre: str, n: int) -> list[int]:
+    idx = list(range(1, n + 1))
+    if not any(is_test_choreo(genre, i) for i in idx):
+        idx[-1] = 9 if genre == "Ballet" else 5
+    return idx
+
+
+def _runs(mask: np.ndarray) -> list[list[int]]:
+    """[start, stop) frame runs where ``mask`` is true."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return [[a, b] for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist())]
+
+
+def _smplx_dict(local: np.ndarray, pelvis: np.ndarray) -> dict:
+    from .synth_kinematics import local_to_axis_angle
+
+    return {
+        "poses": local_to_axis_angle(local),
+        "transl": (pelvis - REST_PELVIS).astype(np.float32),
+        "betas": np.zeros(10, np.float32),
+        "gender": "neutral",
+    }
+
+
+def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> SynthClip:
+    """Generate one duet clip (deterministic in genre, choreo, seconds and seed)."""
+    if genre not in GENRES:
+        raise ValueError(f"genre must be one of {sorted(GENRES)}; got {genre!r}")
+    if not np.isfinite(seconds) or seconds < 4.0:
+        raise ValueError(f"seconds must be a finite clip length >= 4 s; got {seconds}")
+    style, gm = GENRES[genre], GENRE_MOTION[genre]
+    genre_id = sorted(GENRES).index(genre)
+    ss = np.random.SeedSequence([int(seed), genre_id, int(choreo)])
+    rng_music, rng_motion = (np.random.default_rng(s) for s in ss.spawn(2))
+    name = f"{genre}_{choreo:02d}_{TAKE}"
+
+    n_frames = int(round(seconds * FPS))
+    duration = n_frames / FPS
+    plan = plan_music(genre, style.bpm, style.meter, duration, rng_music)
+    audio = synthesize(plan, duration, genre, rng_music)
+
+    key_times = plan.offset + np.arange(int(np.ceil((duration - plan.offset) / plan.beat_period)) + 2) * plan.beat_period
+    n_keys = key_times.size
+    variation = draw_variation(genre, rng_motion)
+    builder = StepBuilder(stance=gm.stance, turnout=gm.turnout, swing=0.06 if genre == "Ballet" else 0.08)
+    builder.style.curl = BASE_CURL[genre]
+    builder.style.lean = variation.lean if gm.hold is None else 0.02
+    builder.style.hold = 1.0 if gm.hold else 0.0
+    start_yaw = float(rng_motion.uniform(-np.pi, np.pi))
+    builder.start(float(rng_motion.uniform(-0.5, 0.5)), float(rng_motion.uniform(-0.5, 0.5)), start_yaw)
+    moves = plan_leader(genre, style.meter, n_keys - 1, builder, variation, rng_motion)
+    lead_keys = {k: v[:n_keys] for k, v in builder.arrays().items()}
+    distance = float(rng_motion.uniform(*gm.distance))
+    lag = int(rng_motion.integers(0, 3))
+    foll_keys = follower_keys(lead_keys, style, gm, distance, FOLLOWER_LEAN[genre], FOLLOWER_HEAD[genre])
+
+    times = np.arange(n_frames) / FPS
+    base = BASE_HEIGHT[genre]
+    pulse = PULSE[genre] * float(rng_motion.uniform(0.85, 1.15))
+    # Ballroom partners turn their upper bodies together (same world direction), so the hold
+    # keeps its shape; Ballet mirrors the leader; HipHop dances in unison.
+    pulse_sign = -1.0 if genre == "Ballet" else 1.0
+    lead_track = body.track_from_keys(lead_keys, key_times, times, base, pulse=pulse)
+    foll_track = body.track_from_keys(foll_keys, key_times, times, base, style_lag=lag / FPS,
+                                      pulse=pulse_sign * pulse)
+    lead_local, lead_rots, lead_pos = body.solve_body(lead_track)
+    foll_local, foll_rots, foll_pos = body.solve_body(foll_track)
+
+    lt, lp = body.free_arm_targets(lead_track, lead_pos)
+    ft, fp = body.free_arm_targets(foll_track, foll_pos)
+    grips = [np.zeros((n_frames, 2)), np.zeros((n_frames, 2))]
+    if gm.hold:
+        hold = hold_targets(gm.hold, lead_pos, foll_pos, lead_track.yaw, foll_track.yaw, lead_track.raise_hands)
+        w = lead_track.hold[:, None]
+        for (dancer, arm), (tgt, pole) in hold.items():
+            t_arr, p_arr = (lt, lp) if dancer == 0 else (ft, fp)
+            t_arr[:, arm] += w * (tgt - t_arr[:, arm])
+            p_arr[:, arm] = p_arr[:, arm] + w * (pole - p_arr[:, arm])
+        grips[0][:, 0] = lead_track.hold
+        grips[1][:, 1] = lead_track.hold
+    lead_local = body.solve_arms(lead_local, lead_rots, lead_pos, lt, lp, grips[0], lead_track.curl)
+    foll_local = body.solve_arms(foll_local, foll_rots, foll_pos, ft, fp, grips[1], foll_track.curl)
+
+    beat_times = key_times[key_times < duration]
+    beat_idx = np.arange(beat_times.size)
+    meta = {
+        "name": name, "genre": genre, "choreo": int(choreo), "take": TAKE, "split": "test" if is_test_choreo(genre, choreo) else "train",
+        "version": VERSION, "seed": int(seed), "frames": n_frames, "fps": FPS, "seconds": duration,
+        "bpm": plan.bpm, "meter": style.meter, "beat_offset": plan.offset, "key_midi": plan.root_midi,
+        "minor": plan.minor,
+        "beat_times": [round(float(t), 6) for t in beat_times],
+        "beat_frames": [int(f) for f in np.round(beat_times * FPS)],
+        "downbeat_frames": [int(f) for f in np.round(beat_times[beat_idx % style.meter == 0] * FPS)],
+        "phrase_frames": [int(f) for f in np.round(beat_times[beat_idx % (PHRASE_BARS * style.meter) == 0] * FPS)],
+        "moves": [dict(m, start_frame=int(round(float(key_times[min(m["start_beat"], n_keys - 1)]) * FPS)))
+                  for m in moves if m["start_beat"] < beat_times.size],
+        "partner": {
+            "distance": round(distance, 6), "offset": [round(float(x), 6) for x in partner_offset(style, gm, distance)],
+            "facing": style.facing, "hold": gm.hold, "style_lag_frames": lag,
+            "phrase_turn_bars": gm.phrase_turn,
+        },
+        "variation": {"step": round(variation.step, 6), "turn": round(variation.turn, 6),
+                      "bounce": round(variation.bounce, 6), "arms": list(variation.arms),
+                      "lean": round(variation.lean, 6)},
+        "planted": {
+            "leader": {"left": _runs(lead_track.planted[:, 0]), "right": _runs(lead_track.planted[:, 1])},
+            "follower": {"left": _runs(foll_track.planted[:, 0]), "right": _runs(foll_track.planted[:, 1])},
+        },
+        "hold_frames": _runs(lead_track.hold > 0.999) if gm.hold else [],
+    }
+    return SynthClip(name, _smplx_dict(lead_local, lead_track.pelvis), _smplx_dict(foll_local, foll_track.pelvis),
+                     audio, meta)
+
+
+# ------------------------------------------------------------------------------- writing
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_json(path: Path, obj) -> None:
+    text = json.dumps(obj, sort_keys=True, indent=1) + "\n"
+    _atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def write_clip(out_dir: str | os.PathLike, clip: SynthClip) -> None:
+    root = Path(out_dir)
+    motion_dir = root / "motion" / "smplx" / "all"
+    _atomic(motion_dir / f"{clip.name}_00.npy", lambda fh: np.save(fh, clip.follower, allow_pickle=True))
+    _atomic(motion_dir / f"{clip.name}_01.npy", lambda fh: np.save(fh, clip.leader, allow_pickle=True))
+    _atomic(root / "music" / "mp3" / "all" / f"{clip.name}.wav",
+            lambda fh: sf.write(fh, clip.audio, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
+    _write_json(root / "synth_meta" / f"{clip.name}.json", clip.meta)
+
+
+def plan_dataset(minutes: float, seed: int = 0) -> list[tuple[str, int, float]]:
+    """(genre, choreo index, seconds) of every clip: minutes/5 per genre, clips of about
+    CLIP_SECONDS (+-15 %), at least 2 per genre with both train and test choreographies."""
+    if not np.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"minutes must be a positive number; got {minutes}")
+    per_genre = minutes * 60.0 / len(GENRES)
+    n = max(2, int(round(per_genre / CLIP_SECONDS)))
+    if per_genre / n < 4.0:
+        raise ValueError(f"minutes={minutes} is too short: need at least {8 * len(GENRES) / 60:.2f} minutes")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 9999]))
+    plan = []
+    for genre in GENRES:
+        raw = rng.uniform(0.85, 1.15, n)
+        lengths = np.round(raw / raw.sum() * per_genre * FPS) / FPS
+        for idx, sec in zip(_choreo_indices(genre, n), lengths):
+            plan.append((genre, idx, float(sec)))
+    return plan
+
+
+def generate(out_dir: str | os.PathLike, seed: int = 0, minutes: float = 60.0, progress: bool = True) -> list[str]:
+    """Write a SynthDuet dataset of about ``minutes`` minutes to ``out_dir``; returns clip names."""
+    plan = plan_dataset(minutes, seed)
+    names = []
+    for genre, idx, sec in tqdm(plan, desc="SynthDuet", unit="clip", disable=not progress):
+        clip = synthesize_clip(genre, idx, sec, seed)
+        write_clip(out_dir, clip)
+        names.append(clip.name)
+    _write_json(Path(out_dir) / "synth_meta" / "dataset.json", {
+        "version": VERSION, "seed": int(seed), "minutes": float(minutes), "fps": FPS,
+        "sample_rate": SAMPLE_RATE, "clip_seconds_mean": CLIP_SECONDS, "genres": list(GENRES),
+        "clips": [{"name": f"{g}_{i:02d}_{TAKE}", "genre": g, "choreo": i, "seconds": s,
+                   "split": "test" if is_test_choreo(g, i) else "train"} for g, i, s in plan],
+    })
+    return names
+
+
+# ------------------------------------------------------------------------ reading back
+def load_meta(root: str | os.PathLike, name: str) -> dict:
+    path = Path(root) / "synth_meta" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no SynthDuet metadata {path} (is {root} a SynthDuet folder?)")
+    return json.loads(path.read_text())
+
+
+def _load_dancer(path: Path) -> Dancer:
+    if not path.is_file():
+        raise FileNotFoundError(f"motion file {path} does not exist")
+    try:
+        d = np.load(path, allow_pickle=True).item()
+        return Dancer(d["poses"], d["transl"], d["betas"], d["gender"])
+    except (KeyError, ValueError, OSError, AttributeError) as exc:
+        raise ValueError(f"motion file {path} is not a SMPL-X dict with poses/transl/betas/gender: {exc}") from exc
+
+
+def rule_follower(root: str | os.PathLike, name: str) -> Dancer:
+    """The partner-rule follower of clip ``name`` (the written _00 file IS the rule follower),
+    for measuring how far a generated follower is from a correct response."""
+    return _load_dancer(Path(root) / "motion" / "smplx" / "all" / f"{name}_00.npy")
+
+
+def leader(root: str | os.PathLike, name: str) -> Dancer:
+    return _load_dancer(Path(root) / "motion" / "smplx" / "all" / f"{name}_01.npy")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m duet_env.data.synth", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output folder (DD100 layout)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    names = generate(args.out, seed=args.seed, minutes=args.minutes, progress=not args.quiet)
+    print(f"wrote {len(names)} clips to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""SynthDuet generator: layout, determinism and the measured properties of the dancers."""
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from duet_env import skeleton
+from duet_env.data import synth, synth_checks as checks
+from duet_env.data.synth_kinematics import KeyPhase, two_bone_ik
+from duet_env.genres import GENRES
+
+MINUTES = 2.0
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "a"
+    synth.generate(root, seed=0, minutes=MINUTES, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def clips(dataset):
+    """name -> (meta, leader dict, leader joints, follower dict, follower joints)."""
+    out = {}
+    for meta_path in sorted((dataset / "synth_meta").glob("*_1.json")):
+        name = meta_path.stem
+        (ld, lj), (fd, fj) = checks.load_joints(dataset, name)
+        out[name] = (json.loads(meta_path.read_text()), ld, lj, fd, fj)
+    return out
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------ building blocks
+def test_eased_keys_hold_still_and_stop_on_keys():
+    times = np.arange(0, 3.0, 1 / 30)
+    phase = KeyPhase.of(np.array([0.5, 1.0, 1.7, 2.4]), times)
+    keys = np.array([[0.0, 1.0], [0.0, 2.0], [0.3, 2.0], [0.3, 2.0]])
+    v = phase.ease(keys)
+    # equal neighbouring keys give bit-identical values (planted feet never drift)
+    assert np.all(v[(times >= 1.7), 0] == 0.3) and np.all(v[(times >= 1.0) & (times <= 1.7), 1] == 2.0)
+    # zero velocity at a key: the frames around t = 1.0 barely move, mid-interval moves
+    speed = np.abs(np.diff(v[:, 1]))
+    assert speed[29] < 1e-9 and speed[22] > 0.05
+
+
+def test_two_bone_ik_reaches_target_with_exact_lengths():
+    rng = np.random.default_rng(0)
+    root = np.zeros((50, 3))
+    target = rng.normal(size=(50, 3))
+    target *= (rng.uniform(0.3, 0.75, (50, 1)) / np.linalg.norm(target, axis=1, keepdims=True))
+    mid, end, _ = two_bone_ik(root, target, 0.4, 0.42, np.tile([0.0, 0.0, 1.0], (50, 1)))
+    np.testing.assert_allclose(end, target, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(mid - root, axis=1), 0.4, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(end - mid, axis=1), 0.42, atol=1e-9)
+
+
+# ------------------------------------------------------------------------ layout, determinism
+def test_layout_and_shapes(dataset, clips):
+    names = sorted(clips)
+    assert all(re.fullmatch(r"(Waltz|Tango|ChaCha|HipHop|Ballet)_\d\d_1", n) for n in names)
+    assert {n.split("_")[0] for n in names} == set(GENRES)
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        for d in (ld, fd):
+            assert set(d) == {"poses", "transl", "betas", "gender"} and d["gender"] == "neutral"
+            assert d["poses"].dtype == np.float32 and d["transl"].dtype == np.float32
+            assert d["poses"].shape == (meta["frames"], 165) and d["transl"].shape == (meta["frames"], 3)
+            assert d["betas"].shape == (10,) and np.all(np.isfinite(d["poses"]))
+        audio, sr = sf.read(dataset / "music" / "mp3" / "all" / f"{name}.wav")
+        assert sr == 15360 and audio.ndim == 1 and sf.info(str(dataset / "music" / "mp3" / "all" / f"{name}.wav")).subtype == "PCM_16"
+        assert abs(len(audio) / sr - meta["frames"] / 30) < 1e-3 and np.max(np.abs(audio)) > 0.5
+        assert meta["beat_frames"] == [int(round(t * 30)) for t in meta["beat_times"]]
+        period = 60.0 / meta["bpm"]
+        np.testing.assert_allclose(np.diff(meta["beat_times"]), period, atol=2e-6)
+    total = sum(m["frames"] for m, *_ in clips.values()) / 30 / 60
+    assert abs(total - MINUTES) < 0.02
+    for genre in GENRES:
+        splits = {m["split"] for n, (m, *_) in clips.items() if n.startswith(genre + "_")}
+        assert splits == {"train", "test"}, genre
+    ds = json.loads((dataset / "synth_meta" / "dataset.json").read_text())
+    assert ds["seed"] == 0 and len(ds["clips"]) == len(clips)
+
+
+def test_same_seed_is_byte_identical_and_other_seed_differs(dataset, tmp_path):
+    again = tmp_path / "b"
+    synth.generate(again, seed=0, minutes=MINUTES, progress=False)
+    files = _all_files(dataset)
+    assert files == _all_files(again)
+    match, mismatch, errors = filecmp.cmpfiles(dataset, again, [str(f) for f in files], shallow=False)
+    assert not mismatch and not errors and len(match) == len(files)
+    a = synth.synthesize_clip("Tango", 1, 8.0, seed=0)
+    b = synth.synthesize_clip("Tango", 1, 8.0, seed=1)
+    assert not np.array_equal(a.leader["poses"], b.leader["poses"])
+    assert not np.array_equal(a.audio, b.audio)
+
+
+# ------------------------------------------------------------------------ dancer properties
+def test_beat_alignment_of_both_dancers(clips):
+    scores = {"leader": [], "follower": []}
+    for meta, ld, lj, fd, fj in clips.values():
+        beats = np.asarray(meta["beat_frames"])
+        beats = beats[(beats > 10) & (beats < meta["frames"] - 10)]
+        scores["leader"].append(checks.beat_alignment(beats, checks.motion_beats(lj)))
+        scores["follower"].append(checks.beat_alignment(beats, checks.motion_beats(fj)))
+    assert np.mean(scores["leader"]) > 0.6 and np.mean(scores["follower"]) > 0.6, scores
+    # a control: the same motion scored against beats shifted by half a beat scores lower
+    meta, _, lj, _, _ = next(iter(clips.values()))
+    beats = np.asarray(meta["beat_frames"])
+    half = int(round(15 * 60 / meta["bpm"]))
+    assert checks.beat_alignment(beats + half, checks.motion_beats(lj)) < checks.beat_alignment(beats, checks.motion_beats(lj))
+
+
+def test_follower_faces_and_keeps_partner_distance(clips):
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        style = GENRES[meta["genre"]]
+        err = checks.facing_error(lj, fj, style.facing)
+        assert np.rad2deg(np.median(err)) < 20.0, name
+        d = checks.partner_distance(lj, fj)
+        lo, hi = style.partner_distance
+        assert np.mean((d >= lo - 1e-3) & (d <= hi + 1e-3)) > 0.9, name
+        assert np.min(np.linalg.norm(fj[:, 0] - lj[:, 0], axis=-1)) > 0.25, name
+
+
+def test_hand_contact_in_ballroom_only(clips):
+    share = {}
+    for meta, ld, lj, fd, fj in clips.values():
+        share.setdefault(meta["genre"], []).append(checks.contact_share(lj, fj))
+    for genre in ("Waltz", "Tango", "ChaCha"):
+        assert np.mean(share[genre]) > 0.7, (genre, share[genre])
+    assert np.mean(share["HipHop"]) < 0.1 and np.mean(share["Ballet"]) < 0.1
+
+
+def test_planted_feet_do_not_slide_and_stand_on_the_floor(clips):
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        for role, joints in (("leader", lj), ("follower", fj)):
+            runs = meta["planted"][role]
+            n_planted = 0
+            for side, ankle in (("left", 7), ("right", 8)):
+                for a, b in runs[side]:
+                    seg = joints[a:b, ankle]
+                    n_planted += b - a
+                    # horizontal ankle speed while planted (float32 storage noise only)
+                    if b - a > 1:
+                        assert np.max(np.linalg.norm(np.diff(seg[:, [0, 2]], axis=0), axis=-1)) * 30 < 2e-3, (name, role)
+                    assert np.all(np.abs(joints[a:b, 10 if ankle == 7 else 11, 1] - 0.017) < 0.005), (name, role)
+            assert n_planted > 0.5 * meta["frames"], (name, role)
+            assert checks.foot_skating(joints) < 0.02, (name, role)
+            assert joints[:, [10, 11], 1].min() > -0.005, (name, role)
+
+
+def test_bone_lengths_and_joint_angles(clips):
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        for d, joints in ((ld, lj), (fd, fj)):
+            assert checks.bone_length_error(joints) < 1e-4, name
+            assert checks.joint_angles_deg(d["poses"]).max() <= 150.0, name
+            # knees bend forward only: the local knee rotation is about +x (no hyperextension)
+            knees = d["poses"].reshape(-1, 55, 3)[:, [4, 5]]
+            assert knees[..., 0].min() > -0.1, name
+
+
+def test_dancers_rarely_interpenetrate(clips):
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        share, _ = checks.penetration(lj, fj, meta["partner"]["hold"])
+        assert share < 0.02, (name, share)
+    # the check itself fires: a follower moved onto the leader overlaps on every frame
+    meta, ld, lj, fd, fj = next(iter(clips.values()))
+    assert checks.penetration(lj, lj + np.array([0.05, 0.0, 0.0]))[0] == 1.0
+
+
+def test_music_beats_are_trackable():
+    import librosa
+
+    clip = synth.synthesize_clip("ChaCha", 2, 12.0, seed=3)
+    _, frames = librosa.beat.beat_track(y=clip.audio, sr=15360, hop_length=512)
+    truth = np.asarray(clip.meta["beat_frames"])
+    truth = truth[(truth > 30) & (truth < clip.meta["frames"] - 30)]
+    dist = np.min(np.abs(truth[:, None] - np.asarray(frames)[None]), axis=1)
+    assert np.mean(dist <= 2) > 0.8
+
+
+def test_rule_follower_and_bad_input(dataset, clips):
+    name = sorted(clips)[0]
+    follower = synth.rule_follower(dataset, name)
+    np.testing.assert_array_equal(follower.poses, clips[name][3]["poses"])
+    assert synth.load_meta(dataset, name)["name"] == name
+    with pytest.raises(FileNotFoundError, match="Nope_01_1"):
+        synth.rule_follower(dataset, "Nope_01_1")
+    with pytest.raises(ValueError, match="genre"):
+        synth.synthesize_clip("Salsa", 1, 10.0)
+    with pytest.raises(ValueError, match="minutes"):
+        synth.generate(dataset / "x", minutes=-1)
+    assert skeleton.NUM_JOINTS == 55
