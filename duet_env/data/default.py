@@ -21,7 +21,7 @@ def default_root(minutes: float = DEFAULT_MINUTES, seed: int = DEFAULT_SEED, pro
     from . import synth
 
     minutes_tag = f"{minutes:g}".replace(".", "p")
-    root = cache_dir() / f"synthduet-v{synth.GENERATOR_VERSION}-seed{seed}-{minutes_tag}min"
+    root = cache_dir() / f"{synth.VERSION}-seed{seed}-{minutes_tag}min"
     if (root / "synth_meta" / "dataset.json").exists():
         return root
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
