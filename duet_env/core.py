@@ -156,6 +156,7 @@ class DuetCore:
         a = self.check_actions(actions)
         upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
         out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
+        self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
         joints = out["joints"].detach().cpu().numpy().astype(np.float32, copy=False)  # (B, 4, 55, 3)
         rootvel = out.get("root_velocity")
         first = self.t == 0

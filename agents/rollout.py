@@ -1,0 +1,87 @@
+"""Roll a policy over whole clips, all clips batched in one env core, and collect the
+follower's motion (joints, and SMPL-X poses/transl for saving in DD100 format)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from duet_env import skeleton
+from duet_env.core import DuetCore
+from duet_env.data.clip import Clip
+from duet_env.episodes import episode_clips
+from duet_env.motion import matrix_to_axis_angle
+from duet_env.observations import TokensObservation
+from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD, TOKEN_FRAMES
+
+
+@dataclass
+class FollowerMotion:
+    name: str
+    joints: np.ndarray   # (T, 55, 3)
+    poses: np.ndarray    # (T, 165) axis-angle
+    transl: np.ndarray   # (T, 3)
+    tokens: np.ndarray   # (N, 5)
+    reward: float        # mean per-step reward of the env's reward
+
+
+def load_policy(policy: str, device: str = "cpu"):
+    """"random" -> None; "default" or a checkpoint path -> the follower GPT policy."""
+    if policy == "random":
+        return None
+    from pretrain.gpt import FollowerPolicy
+
+    return FollowerPolicy.load(policy, device=device)
+
+
+def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="default", reward="default",
+                       mode: str = "greedy", device: str = "cpu", progress: bool = True) -> list[FollowerMotion]:
+    """Generate a follower for every clip (whole clips, all batched).
+
+    ``policy``: "random", "default", a checkpoint path, or a loaded policy object with
+    ``sample(obs, mode=...)``. The tokenizer decodes the chosen tokens as the env does.
+    """
+    from duet_env.env import _tokenizer
+    from rewards import make_reward
+
+    tok = _tokenizer(tokenizer, device) if isinstance(tokenizer, str) else tokenizer
+    pol = load_policy(policy, device) if isinstance(policy, str) else policy
+    history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
+    lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD
+    bank = episode_clips(clips, tok, with_follower=False)
+    core = DuetCore(bank, tok, len(bank), history, lookahead, None, make_reward(reward), device)
+    for i, c in enumerate(bank):
+        core.reset_slot(i, i, 0, c.num_tokens)
+    obs_type = TokensObservation()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    n_max = int(core.length.max())
+    joints = np.zeros((len(bank), n_max * TOKEN_FRAMES, 55, 3), np.float32)
+    rot = np.zeros((len(bank), n_max * TOKEN_FRAMES, 55, 3, 3), np.float32)
+    root = np.zeros((len(bank), n_max * TOKEN_FRAMES, 3), np.float32)
+    tokens = np.zeros((len(bank), n_max, 5), np.int64)
+    rewards = np.zeros(len(bank), np.float64)
+    for t in tqdm(range(n_max), desc="rollout", disable=not progress, leave=False):
+        if pol is None:
+            act = rng.integers(0, core.nvec, size=(len(bank), len(core.nvec)))
+        else:
+            act = np.asarray(pol.sample(obs_type.observe(core), mode=mode, generator=gen))
+        r, _, _ = core.step(act)
+        live = t < core.length
+        rewards += np.where(live, r, 0.0)
+        out = core.last_decoded
+        sl = slice(t * TOKEN_FRAMES, (t + 1) * TOKEN_FRAMES)
+        joints[:, sl] = out["joints"].cpu().numpy()
+        rot[:, sl] = out["rotmats"].cpu().numpy()
+        root[:, sl] = out["root"].cpu().numpy()
+        tokens[:, t] = act
+    result = []
+    for i, c in enumerate(bank):
+        n = c.num_tokens
+        f = n * TOKEN_FRAMES
+        poses = matrix_to_axis_angle(rot[i, :f].astype(np.float64)).reshape(f, -1).astype(np.float32)
+        transl = (root[i, :f] - skeleton.REST_OFFSETS[0]).astype(np.float32)
+        result.append(FollowerMotion(c.name, joints[i, :f], poses, transl, tokens[i, :n], float(rewards[i] / n)))
+    return result
