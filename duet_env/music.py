@@ -30,12 +30,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_save_npy
 from .paths import cache_dir
 
 SAMPLE_RATE = 15360
@@ -141,19 +141,6 @@ def cache_path(path: str | os.PathLike) -> Path:
     return cache_dir() / "music" / f"{_cache_key(path)}.npy"
 
 
-def _save_atomic(target: Path, array: np.ndarray) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _load_cached(target: Path) -> np.ndarray | None:
     try:
         feats = np.load(target, allow_pickle=False)
@@ -181,7 +168,7 @@ def extract_features(path: str | os.PathLike, *, cache: bool = True) -> np.ndarr
     y, sr = load_audio(path)
     feats = features_from_audio(y, sr)
     if target is not None:
-        _save_atomic(target, feats)
+        atomic_save_npy(target, feats)
     return feats
 
 

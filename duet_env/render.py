@@ -19,7 +19,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import gaussian_filter1d
 
+from .atomic import atomic_write
 from .skeleton import NUM_JOINTS, PARENTS
 
 LEADER_COLOUR = (52, 101, 214)  # blue
@@ -246,26 +246,52 @@ def render_sequence(leader: np.ndarray, follower: np.ndarray, *, width: int = 48
     return out
 
 
-def _temp_path(target: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=suffix)
-    os.close(fd)
-    return Path(name)
-
-
 def write_image(frame: np.ndarray, path: str | os.PathLike) -> Path:
     """Write one ``(H, W, 3)`` uint8 frame as an image (format from the suffix), atomically."""
     target = Path(path)
     arr = np.asarray(frame)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"frame must be an (H, W, 3) uint8 array; got {arr.shape} {arr.dtype}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(target, target.suffix or ".png")
+    image_format = Image.registered_extensions().get(target.suffix.lower(), "PNG")
+    return atomic_write(target, lambda tmp: Image.fromarray(arr).save(tmp, format=image_format),
+                        suffix=target.suffix or ".png")
+
+
+def _encode_video(frames: Iterable[np.ndarray], path: str, fps: float) -> int:
+    """Encode frames to an H.264 mp4 at ``path`` with imageio-ffmpeg; returns the frame count."""
+    import imageio.v2 as imageio
+
+    count = 0
+    writer = imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
     try:
-        Image.fromarray(arr).save(tmp, format=Image.registered_extensions().get(target.suffix.lower(), "PNG"))
-        os.replace(tmp, target)
+        for frame in frames:
+            arr = np.asarray(frame)
+            if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+                raise ValueError(f"frames[{count}] must be an (H, W, 3) uint8 array; got {arr.shape} {arr.dtype}")
+            if arr.shape[0] % 2 or arr.shape[1] % 2:
+                raise ValueError(f"frames[{count}] is {arr.shape[1]}x{arr.shape[0]}; H.264 needs even sizes")
+            writer.append_data(arr)
+            count += 1
     finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        writer.close()
+    if count == 0:
+        raise ValueError("frames is empty: nothing to write")
+    return count
+
+
+def _mux_audio(video: str, audio_path: str | os.PathLike, out: str, seconds: float, target: Path) -> None:
+    """Copy ``video``'s stream and ``audio_path`` as AAC, cut to ``seconds``, into ``out``."""
+    import imageio_ffmpeg
+
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", video,
+        "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
+        "-t", f"{seconds:.6f}", out,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not mux {audio_path} into {target}: {done.stderr.strip()}")
 
 
 def write_video(frames: Iterable[np.ndarray] | np.ndarray, path: str | os.PathLike, fps: float = 30,
@@ -276,52 +302,22 @@ def write_video(frames: Iterable[np.ndarray] | np.ndarray, path: str | os.PathLi
     ffmpeg binary of ``imageio_ffmpeg.get_ffmpeg_exe()`` (AAC), cut to the video's length.
     Width and height must be even (H.264 yuv420p).
     """
-    import imageio.v2 as imageio
-    import imageio_ffmpeg
-
     target = Path(path)
     if audio_path is not None and not Path(audio_path).is_file():
         raise FileNotFoundError(f"audio_path {audio_path} does not exist")
     if fps <= 0:
         raise ValueError(f"fps must be positive; got {fps}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    video_tmp = _temp_path(target, ".mp4")
-    muxed_tmp: Path | None = None
-    count = 0
-    try:
-        writer = imageio.get_writer(video_tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                    pixelformat="yuv420p", macro_block_size=1, ffmpeg_log_level="error")
+    if audio_path is None:
+        return atomic_write(target, lambda tmp: _encode_video(frames, tmp, fps), suffix=".mp4")
+
+    def encode_and_mux(tmp: str) -> None:
+        silent = Path(tmp).with_suffix(".silent.mp4")  # beside the (hidden) temp file, removed below
         try:
-            for frame in frames:
-                arr = np.asarray(frame)
-                if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-                    raise ValueError(f"frames[{count}] must be an (H, W, 3) uint8 array; got {arr.shape} {arr.dtype}")
-                if arr.shape[0] % 2 or arr.shape[1] % 2:
-                    raise ValueError(f"frames[{count}] is {arr.shape[1]}x{arr.shape[0]}; H.264 needs even sizes")
-                writer.append_data(arr)
-                count += 1
+            count = _encode_video(frames, str(silent), fps)
+            _mux_audio(str(silent), audio_path, tmp, count / fps, target)
         finally:
-            writer.close()
-        if count == 0:
-            raise ValueError("frames is empty: nothing to write")
-        if audio_path is None:
-            os.replace(video_tmp, target)
-            return target
-        muxed_tmp = _temp_path(target, ".mp4")
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video_tmp),
-            "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
-            "-t", f"{count / fps:.6f}", str(muxed_tmp),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"ffmpeg could not mux {audio_path} into {target}: {done.stderr.strip()}")
-        os.replace(muxed_tmp, target)
-        return target
-    finally:
-        video_tmp.unlink(missing_ok=True)
-        if muxed_tmp is not None:
-            muxed_tmp.unlink(missing_ok=True)
+            silent.unlink(missing_ok=True)
+    return atomic_write(target, encode_and_mux, suffix=".mp4")
 
 
 def _load_clip(root: str, name: str):

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from duet_env.atomic import atomic_write, atomic_write_json  # noqa: F401  (atomic_write_json: public here too)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
@@ -42,33 +42,12 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    def w(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-    _atomic_write_bytes(Path(path), w)
-
-
 def save(folder: str | os.PathLike, stem: str, tensors: dict[str, torch.Tensor], config: dict,
          state: dict | None = None) -> Path:
     """Write ``folder/stem.safetensors`` and ``folder/stem.json`` atomically (JSON last)."""
     folder = Path(folder)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic_write_bytes(folder / f"{stem}.safetensors", lambda tmp: save_file(flat, tmp))
+    atomic_write(folder / f"{stem}.safetensors", lambda tmp: save_file(flat, tmp))
     atomic_write_json(folder / f"{stem}.json", {"config": config, "state": state or {}})
     return folder
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -38,6 +37,7 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from tqdm.auto import tqdm
 
+from duet_env.atomic import atomic_write, atomic_write_json
 from duet_env.skeleton import NUM_JOINTS
 
 from .context import CONTEXT_FRAMES, StepContext
@@ -174,31 +174,14 @@ def _sample_pairs(groups, window: int, batch: int, rng: np.random.Generator) -> 
     return fb, fw
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_reward_model(folder: str | os.PathLike, model: RewardModel, config: RewardModelConfig) -> Path:
     """Write ``folder/reward_model.safetensors`` then ``folder/reward_model.json``, each atomically."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(folder / f"{CHECKPOINT_STEM}.safetensors", lambda tmp: save_file(tensors, tmp))
-
-    def write_json(tmp):
-        with open(tmp, "w") as f:
-            json.dump(asdict(config), f, indent=2, sort_keys=True)
-    _atomic_write(folder / f"{CHECKPOINT_STEM}.json", write_json)
+    atomic_write(folder / f"{CHECKPOINT_STEM}.safetensors", lambda tmp: save_file(tensors, tmp))
+    atomic_write_json(folder / f"{CHECKPOINT_STEM}.json", asdict(config))
     return folder
 
 

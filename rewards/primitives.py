@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# The segment distances live with the shared capsule body model; re-exported for the terms.
+from duet_env.capsules import pairwise_segment_distance, segment_distance  # noqa: F401
+
 _SIGMOIDS = ("gaussian", "linear", "quadratic", "cosine", "hyperbolic", "long_tail",
              "reciprocal", "tanh_squared")
 # These reach exactly 0 at a finite distance, so value_at_margin may be 0.
@@ -100,63 +103,3 @@ def body_heading(joints: np.ndarray) -> np.ndarray:
     across = (joints[..., 1, :] - joints[..., 2, :]) + (joints[..., 16, :] - joints[..., 17, :])
     # forward = across × up = (−across_z, 0, across_x); yaw = atan2(fwd_x, fwd_z)
     return np.arctan2(-across[..., 2], across[..., 0])
-
-
-def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
-    """Closest distance between segments [p0, p1] and [q0, q1], broadcast over leading axes.
-
-    Minimises |p0 + s d1 − q0 − t d2| over s, t ∈ [0, 1]: s from the unconstrained solution
-    clamped, t from s then clamped, s recomputed from t (the standard clamped two-step solution,
-    e.g. Ericson, "Real-Time Collision Detection", §5.1.9); degenerate segments handled as points.
-    """
-    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
-    a = np.einsum("...i,...i->...", d1, d1)
-    e = np.einsum("...i,...i->...", d2, d2)
-    f = np.einsum("...i,...i->...", d2, r)
-    c = np.einsum("...i,...i->...", d1, r)
-    b = np.einsum("...i,...i->...", d1, d2)
-    eps = 1e-12
-    denom = a * e - b * b
-    # Parallel (denom ≈ 0) or point segments: any s works; take 0.
-    s = np.where(denom > eps, np.clip((b * f - c * e) / np.maximum(denom, eps), 0.0, 1.0), 0.0)
-    # q a point: closest s to it on p; p a point: s = 0.
-    s = np.where(e > eps, s, np.clip(-c / np.maximum(a, eps), 0.0, 1.0))
-    s = np.where(a > eps, s, 0.0)
-    t = np.where(e > eps, (b * s + f) / np.maximum(e, eps), 0.0)
-    # If t left [0, 1], clamp it and recompute the best s for that t.
-    t_clamped = np.clip(t, 0.0, 1.0)
-    s = np.where((t != t_clamped) & (a > eps), np.clip((b * t_clamped - c) / np.maximum(a, eps), 0.0, 1.0), s)
-    t = t_clamped
-    diff = r + s[..., None] * d1 - t[..., None] * d2
-    return np.linalg.norm(diff, axis=-1)
-
-
-def pairwise_segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
-    """All-pairs :func:`segment_distance`: segments ``(..., N, 3)`` × ``(..., M, 3)`` -> ``(..., N, M)``.
-
-    Same clamped solution, with every dot product as a matrix product and the squared distance
-    expanded, |r + s d1 − t d2|² = |r|² + s²a + t²e + 2sc − 2tf − 2stb, so no (N, M, 3) array is
-    built (several times faster). Computed in float64 about the first segment's start, so the
-    expansion loses no precision at body scale.
-    """
-    origin = p0[..., :1, :]
-    p0, p1, q0, q1 = (np.asarray(x - origin, np.float64) for x in (p0, p1, q0, q1))
-    d1, d2 = p1 - p0, q1 - q0
-    mt = np.swapaxes
-    a = (d1 * d1).sum(-1)[..., :, None]
-    e = (d2 * d2).sum(-1)[..., None, :]
-    b = d1 @ mt(d2, -1, -2)
-    c = (d1 * p0).sum(-1)[..., :, None] - d1 @ mt(q0, -1, -2)  # d1 · (p0 − q0)
-    f = p0 @ mt(d2, -1, -2) - (d2 * q0).sum(-1)[..., None, :]  # d2 · (p0 − q0)
-    rr = (p0 * p0).sum(-1)[..., :, None] + (q0 * q0).sum(-1)[..., None, :] - 2.0 * (p0 @ mt(q0, -1, -2))
-    eps = 1e-12
-    denom = a * e - b * b
-    s = np.where(denom > eps, np.clip((b * f - c * e) / np.maximum(denom, eps), 0.0, 1.0), 0.0)
-    s = np.where(e > eps, s, np.clip(-c / np.maximum(a, eps), 0.0, 1.0))
-    s = np.where(a > eps, s, 0.0)
-    t = np.where(e > eps, (b * s + f) / np.maximum(e, eps), 0.0)
-    t_clamped = np.clip(t, 0.0, 1.0)
-    s = np.where((t != t_clamped) & (a > eps), np.clip((b * t_clamped - c) / np.maximum(a, eps), 0.0, 1.0), s)
-    t = t_clamped
-    d2sq = rr + s * s * a + t * t * e + 2.0 * s * c - 2.0 * t * f - 2.0 * s * t * b
-    return np.sqrt(np.maximum(d2sq, 0.0))

@@ -10,7 +10,7 @@ from duet_env.metrics import (
     GEOMETRIC_FEATURE_NAMES, METRIC_KEYS, Gaussian, ReferenceStats, alignment_score,
     beat_align_score, beat_echo_degree, capsule_gaps, contact_frequency, diversity,
     evaluate_duets, fid, foot_slip_rate, frechet_distance, geometric_features,
-    kinetic_features, motion_beats, partner_distance_features, penetration_rate, segment_distance,
+    kinetic_features, motion_beats, partner_distance_features, penetration_rate,
 )
 
 FPS = 30.0
@@ -144,14 +144,6 @@ def test_beat_echo_degree_is_one_for_an_echoing_follower_and_lower_when_shifted(
 def test_partner_distance_features_of_two_still_bodies():
     feats = partner_distance_features(still(5, x=1.0), still(5)).reshape(10, 10)
     np.testing.assert_allclose(np.diag(feats), 1.0, rtol=1e-6)  # same joint, 1 m apart along x
-
-
-def test_segment_distance_known_cases():
-    p = lambda *v: np.array(v, dtype=float)  # noqa: E731
-    assert segment_distance(p(0, 0, 0), p(1, 0, 0), p(0, 1, 0), p(1, 1, 0)) == pytest.approx(1.0)  # parallel
-    assert segment_distance(p(0, 0, 0), p(1, 0, 0), p(0.5, -1, 2), p(0.5, 1, 2)) == pytest.approx(2.0)  # crossing
-    assert segment_distance(p(0, 0, 0), p(1, 0, 0), p(4, 4, 0), p(4, 8, 0)) == pytest.approx(5.0)  # end points
-    assert segment_distance(p(0, 0, 0), p(0, 0, 0), p(3, 4, 0), p(3, 4, 0)) == pytest.approx(5.0)  # points
 
 
 def test_capsule_gaps_overlap_and_separation():

@@ -40,6 +40,7 @@ from typing import Iterable, Literal
 import numpy as np
 
 from .. import motion, skeleton
+from ..atomic import atomic_save_npz
 from .clip import Clip, Dancer
 from .safe_pickle import UnsafePickleError, load_npy_dict
 
@@ -345,20 +346,8 @@ def compute_clip_arrays(files: ClipFiles, model_path: str | os.PathLike | None =
     return arrays
 
 
-def write_npz_atomic(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temp file in ``target``'s folder, then os.replace (never a half file)."""
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+# Kept for callers of the old name; new code uses duet_env.atomic directly.
+write_npz_atomic = atomic_save_npz
 
 
 def is_cached(files: ClipFiles, model_path: str | os.PathLike | None = None) -> bool:

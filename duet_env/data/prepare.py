@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_save_npz
 from . import dd100
 
 
@@ -60,7 +61,7 @@ def _prepare_one(files: dd100.ClipFiles, model_path: str | None, target: Path) -
         # The music cache is shared too (a few hundred bytes per frame): a song already analysed,
         # e.g. before a --model-path rerun, is not decoded again.
         arrays = dd100.compute_clip_arrays(files, model_path, music_cache=True)
-        dd100.write_npz_atomic(target, arrays)
+        atomic_save_npz(target, arrays)
         return files.name, None
     except dd100.DataError as exc:
         return files.name, str(exc)

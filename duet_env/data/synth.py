@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from .. import skeleton
+from ..atomic import atomic_save_npy, atomic_write, atomic_write_json
 from ..genres import GENRES
 from ..motion import FPS
 from .clip import Dancer
@@ -181,31 +181,17 @@ def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> S
 
 
 # ------------------------------------------------------------------------------- writing
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_json(path: Path, obj) -> None:
-    text = json.dumps(obj, sort_keys=True, indent=1) + "\n"
-    _atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write_json(path, obj, indent=1)
 
 
 def write_clip(out_dir: str | os.PathLike, clip: SynthClip) -> None:
     root = Path(out_dir)
     motion_dir = root / "motion" / "smplx" / "all"
-    _atomic(motion_dir / f"{clip.name}_00.npy", lambda fh: np.save(fh, clip.follower, allow_pickle=True))
-    _atomic(motion_dir / f"{clip.name}_01.npy", lambda fh: np.save(fh, clip.leader, allow_pickle=True))
-    _atomic(root / "music" / "mp3" / "all" / f"{clip.name}.wav",
-            lambda fh: sf.write(fh, clip.audio, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
+    atomic_save_npy(motion_dir / f"{clip.name}_00.npy", clip.follower, allow_pickle=True)
+    atomic_save_npy(motion_dir / f"{clip.name}_01.npy", clip.leader, allow_pickle=True)
+    atomic_write(root / "music" / "mp3" / "all" / f"{clip.name}.wav",
+                 lambda tmp: sf.write(tmp, clip.audio, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
     _write_json(root / "synth_meta" / f"{clip.name}.json", clip.meta)
 
 

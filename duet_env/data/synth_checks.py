@@ -1,8 +1,11 @@
 """Measurements of a SynthDuet clip (used by the tests and for the dataset report).
 
 ``python -m duet_env.data.synth_checks DIR`` prints the properties of every clip in DIR.
-These are plain property checks of the generator, not the benchmark metrics of
-:mod:`duet_env.metrics` (which implement the published formulas on their own).
+Most are plain property checks of the generator (facing, distance, skating, bone lengths).
+Where a check measures what a benchmark metric measures, it uses the same code, so the dataset
+report and :mod:`duet_env.metrics` agree: motion beats and the beat-align score come from
+:mod:`duet_env.metrics.beats`, penetration from the shared capsule proxy :mod:`duet_env.capsules`
+(with the clip's own hold mode, where the metric, knowing no genre, excuses a closed hold's pairs).
 """
 from __future__ import annotations
 
@@ -11,38 +14,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 
 from .. import skeleton
+from ..capsules import PENETRATION_ALLOWANCE, capsule_gaps, hold_pair_mask, overlap_depth
 from ..genres import style_of
+from ..metrics.beats import BEAT_SIGMA, alignment_score, motion_beats  # noqa: F401  (motion_beats: public here)
 from ..motion import FPS, heading_angle, heading_from_joints
 
-# Capsule proxy (joint a, joint b, radius m) of one body.
-CAPSULES: tuple[tuple[int, int, float], ...] = (
-    (0, 9, 0.12), (9, 12, 0.11), (12, 15, 0.09),
-    (16, 18, 0.05), (17, 19, 0.05), (18, 20, 0.045), (19, 21, 0.045), (20, 29, 0.04), (21, 44, 0.04),
-    (1, 4, 0.06), (2, 5, 0.06), (4, 7, 0.05), (5, 8, 0.05), (7, 10, 0.04), (8, 11, 0.04),
-)
-# Capsules of the holding arms per dancer (0 = leader, 1 = follower): forearms and hands;
-# in closed hold also the leader's right and the follower's left upper arm (her arm rests on his).
-HOLD_ARM_CAPSULES = {"closed": ({4, 5, 6, 7, 8}, {3, 5, 6, 7, 8}), "open": ({5, 7}, {6, 8})}
 
-
-def motion_beats(joints: np.ndarray, sigma: float = 5.0) -> np.ndarray:
-    """Frames of local minima of the Gaussian-smoothed (σ frames) mean joint speed."""
-    speed = np.linalg.norm(np.diff(joints, axis=0), axis=-1).mean(-1)
-    speed = np.concatenate([speed[:1], speed])
-    return argrelextrema(gaussian_filter1d(speed, sigma), np.less)[0]
-
-
-def beat_alignment(music_beats: np.ndarray, dance_beats: np.ndarray, sigma: float = 3.0) -> float:
-    """BAS-style score: mean over music beats of exp(-d² / (2σ²)), d = frames to the nearest
-    dance beat (Bailando's beat-align score, σ = 3 frames)."""
-    if len(music_beats) == 0 or len(dance_beats) == 0:
-        return 0.0
-    d = np.min(np.abs(np.asarray(music_beats)[:, None] - np.asarray(dance_beats)[None]), axis=1)
-    return float(np.mean(np.exp(-d.astype(np.float64) ** 2 / (2 * sigma ** 2))))
+def beat_alignment(music_beats: np.ndarray, dance_beats: np.ndarray, sigma: float = BEAT_SIGMA) -> float:
+    """Bailando's beat-align score of the music beats against dance beats (σ = 3 frames):
+    :func:`duet_env.metrics.alignment_score`, but 0 rather than undefined with no music beats."""
+    return alignment_score(music_beats, dance_beats, sigma) if len(music_beats) else 0.0
 
 
 def facing_error(leader_joints: np.ndarray, follower_joints: np.ndarray, facing: float) -> np.ndarray:
@@ -88,39 +71,17 @@ def joint_angles_deg(poses: np.ndarray, joints=(4, 5, 18, 19)) -> np.ndarray:
     return np.rad2deg(np.linalg.norm(aa, axis=-1))
 
 
-def _segment_distance(p1, q1, p2, q2):
-    """Closest distance between segments p1q1 and p2q2 (broadcast over leading dims)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a = np.sum(d1 * d1, -1)
-    e = np.sum(d2 * d2, -1)
-    f = np.sum(d2 * r, -1)
-    c = np.sum(d1 * r, -1)
-    b = np.sum(d1 * d2, -1)
-    denom = np.maximum(a * e - b * b, 1e-12)
-    s = np.clip((b * f - c * e) / denom, 0.0, 1.0)
-    t = (b * s + f) / np.maximum(e, 1e-12)
-    t = np.clip(t, 0.0, 1.0)
-    s = np.clip((b * t - c) / np.maximum(a, 1e-12), 0.0, 1.0)
-    return np.linalg.norm(p1 + d1 * s[..., None] - (p2 + d2 * t[..., None]), axis=-1)
-
-
 def penetration(leader_joints: np.ndarray, follower_joints: np.ndarray, hold: str | None = None,
-                tolerance: float = 0.01) -> tuple[float, float]:
-    """Capsule-proxy interpenetration between the two dancers.
+                tolerance: float = PENETRATION_ALLOWANCE) -> tuple[float, float]:
+    """Interpenetration of the two dancers on the shared capsule proxy (:mod:`duet_env.capsules`).
 
-    Returns (share of frames where some capsule pair overlaps by more than ``tolerance``,
-    mean maximum overlap depth in m). With a ``hold`` ("closed"/"open") the holding arms'
-    forearm and hand capsules are left out (contact is expected there)."""
-    skip = HOLD_ARM_CAPSULES.get(hold or "", (set(), set()))
-    ia = [i for i in range(len(CAPSULES)) if i not in skip[0]]
-    ib = [i for i in range(len(CAPSULES)) if i not in skip[1]]
-    a0 = leader_joints[:, [CAPSULES[i][0] for i in ia]][:, :, None]
-    a1 = leader_joints[:, [CAPSULES[i][1] for i in ia]][:, :, None]
-    b0 = follower_joints[:, [CAPSULES[i][0] for i in ib]][:, None]
-    b1 = follower_joints[:, [CAPSULES[i][1] for i in ib]][:, None]
-    radii = np.array([CAPSULES[i][2] for i in ia])[:, None] + np.array([CAPSULES[i][2] for i in ib])[None]
-    depth = np.max(radii[None] - _segment_distance(a0, a1, b0, b1), axis=(1, 2))
-    return float(np.mean(depth > tolerance)), float(np.mean(np.maximum(depth, 0.0)))
+    Returns (share of frames where some capsule pair overlaps by more than ``tolerance``, mean
+    per-frame deepest overlap in m). With a ``hold`` ("closed"/"open") the pairs that hold puts
+    together are left out (:func:`duet_env.capsules.hold_pair_mask`). The default tolerance is
+    the 2 cm allowance of the penetration metric and reward term, so the three agree.
+    """
+    depth = overlap_depth(capsule_gaps(leader_joints, follower_joints), hold_pair_mask(hold))
+    return float(np.mean(depth > tolerance)), float(np.mean(depth))
 
 
 def load_joints(root: Path, name: str):
