@@ -21,17 +21,15 @@ row (the split's real followers) beside the policy row, and writes them to ``--j
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from duet_env.atomic import atomic_save_npy, atomic_write_json
 from duet_env.data.clip import Clip
 from duet_env.metrics import METRIC_KEYS, ReferenceStats, evaluate_duets
 
@@ -136,16 +134,6 @@ def policy_followers(policy: str, clips: list[Clip], seed: int) -> FollowerSet:
     return FollowerSet(joints, poses, transl)
 
 
-def _save_npy_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-    os.close(fd)
-    try:
-        np.save(tmp, data, allow_pickle=True)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_dd100(out: Path, clips: list[Clip], followers: FollowerSet) -> None:
     """Write followers (``_00``), the clips' leaders (``_01``) and music in DD100 layout under ``out``."""
     from duet_env.data import dd100
@@ -162,8 +150,8 @@ def save_dd100(out: Path, clips: list[Clip], followers: FollowerSet) -> None:
                     "betas": clip.follower.betas, "gender": clip.follower.gender}
         leader = {"poses": clip.leader.poses[:n], "transl": clip.leader.transl[:n],
                   "betas": clip.leader.betas, "gender": clip.leader.gender}
-        _save_npy_atomic(motion / f"{clip.name}{dd100.FOLLOWER_SUFFIX}.npy", follower)
-        _save_npy_atomic(motion / f"{clip.name}{dd100.LEADER_SUFFIX}.npy", leader)
+        atomic_save_npy(motion / f"{clip.name}{dd100.FOLLOWER_SUFFIX}.npy", follower, allow_pickle=True)
+        atomic_save_npy(motion / f"{clip.name}{dd100.LEADER_SUFFIX}.npy", leader, allow_pickle=True)
         if clip.audio_path and Path(clip.audio_path).is_file():
             target = music / Path(clip.audio_path).name
             if not target.exists():
@@ -186,14 +174,6 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 def _json_safe(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                    "meta": {"policy": label, "data": str(root), "split": args.split, "seed": args.seed,
                             "num_clips": len(clips), "reference": "train split ground-truth followers",
                             "metric_keys": list(METRIC_KEYS)}}
-        _write_json(args.json, payload)
+        atomic_write_json(args.json, payload)
     return 0
 
 

@@ -25,6 +25,7 @@ class FollowerMotion:
     transl: np.ndarray   # (T, 3)
     tokens: np.ndarray   # (N, 5)
     reward: float        # mean per-step reward of the env's reward
+    components: dict     # mean per-step value of every reward term
 
 
 def load_policy(policy: str, device: str = "cpu"):
@@ -63,14 +64,18 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
     root = np.zeros((len(bank), n_max * TOKEN_FRAMES, 3), np.float32)
     tokens = np.zeros((len(bank), n_max, 5), np.int64)
     rewards = np.zeros(len(bank), np.float64)
+    comp_sums: dict[str, np.ndarray] = {}
     for t in tqdm(range(n_max), desc="rollout", disable=not progress, leave=False):
         if pol is None:
             act = rng.integers(0, core.nvec, size=(len(bank), len(core.nvec)))
         else:
             act = np.asarray(pol.sample(obs_type.observe(core), mode=mode, generator=gen))
-        r, _, _ = core.step(act)
+        r, comps, _ = core.step(act)
         live = t < core.length
         rewards += np.where(live, r, 0.0)
+        for name, v in comps.items():
+            comp_sums.setdefault(name, np.zeros(len(bank)))
+            comp_sums[name] += np.where(live, v, 0.0)
         out = core.last_decoded
         sl = slice(t * TOKEN_FRAMES, (t + 1) * TOKEN_FRAMES)
         joints[:, sl] = out["joints"].cpu().numpy()
@@ -83,5 +88,6 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
         f = n * TOKEN_FRAMES
         poses = matrix_to_axis_angle(rot[i, :f].astype(np.float64)).reshape(f, -1).astype(np.float32)
         transl = (root[i, :f] - skeleton.REST_OFFSETS[0]).astype(np.float32)
-        result.append(FollowerMotion(c.name, joints[i, :f], poses, transl, tokens[i, :n], float(rewards[i] / n)))
+        comps = {k: float(v[i] / n) for k, v in comp_sums.items()}
+        result.append(FollowerMotion(c.name, joints[i, :f], poses, transl, tokens[i, :n], float(rewards[i] / n), comps))
     return result

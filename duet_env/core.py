@@ -46,7 +46,7 @@ class DuetCore:
         self.max_len = min(max_tokens, episode_tokens) if episode_tokens else max_tokens
         w = window_length(self.history, self.lookahead)
         self.W = w
-        n_tok = self.history + self.max_len + self.lookahead
+        n_tok = self.history + self.max_len + self.lookahead + 1  # +1: the terminal observation (t = L)
         n_frames = self.F + self.max_len * TOKEN_FRAMES + TOKEN_FRAMES
         self.music_tok = np.zeros((b, n_tok, TOKEN_FRAMES * 54), np.float32)
         self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
@@ -82,16 +82,28 @@ class DuetCore:
                              f"({n} tokens, episode of {length}): use 0..{n - length}")
         return int(start), int(length)
 
-    def reset_slot(self, i: int, clip_id: int, start: int, length: int) -> None:
+    def reset_slot(self, i: int, clip_id: int, start: int, length: int,
+                   music_from: tuple[int, int] | None = None) -> None:
+        """Start an episode in slot ``i``: clip ``clip_id`` from token ``start`` for ``length`` tokens.
+
+        ``music_from=(clip, start)`` plays another clip's music under this leader (an
+        out-of-distribution condition for exploration, as Duolando's fine-tuning uses); the
+        music beats the rewards see are then that music's.
+        """
         c = self.clips[clip_id]
-        h, a, p = self.history, self.lookahead, self.F
+        mc, ms = (clip_id, start) if music_from is None else music_from
+        m = self.clips[mc]
+        if ms < 0 or ms + length > m.num_tokens:
+            raise ValueError(f"music_from={music_from}: clip {m.name} has {m.num_tokens} tokens, "
+                             f"too few for {length} tokens from {ms}")
+        h, p = self.history, self.F
         sl = slice(start, start + length)
         self.music_tok[i] = 0.0
-        self.music_tok[i, h:h + length] = c.music_tokens[sl]
+        self.music_tok[i, h:h + length] = m.music_tokens[ms:ms + length]
         self.leader_tok[i] = self._leader_pad
         self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
         f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES
-        lj, mu = c.leader_joints[f0:f1], c.music[f0:f1]
+        lj, mu = c.leader_joints[f0:f1], m.music[ms * TOKEN_FRAMES:(ms + length) * TOKEN_FRAMES]
         self.leader_frames[i, :p] = lj[0]
         self.leader_frames[i, p:p + len(lj)] = lj
         self.leader_frames[i, p + len(lj):] = lj[-1]

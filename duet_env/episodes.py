@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_save_npz
 from .data.clip import BEAT_COLUMN, MUSIC_DIM, Clip
 from .genres import GenreStyle, style_of
 from .paths import cache_dir
@@ -88,10 +89,7 @@ def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
                                None if fj is None else np.asarray(fj, np.float32),
                                None if ft is None else np.asarray(ft, np.int64), c.audio_path))
     if cache_file is not None and cached is None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, **to_save)
-        tmp.replace(cache_file)
+        atomic_save_npz(cache_file, to_save)
     return out
 
 
