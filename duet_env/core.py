@@ -189,6 +189,7 @@ class DuetCore:
             step=self.t.copy(), is_last=t_next >= self.length,
             follower_root_velocity_pred=None if rootvel is None else
             (rootvel.detach().cpu().numpy() / 30.0).astype(np.float32),  # m/s -> m/frame
+            follower_tokens=a,
         )
         total, components = self.reward(ctx)
         self.t = t_next

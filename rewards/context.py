@@ -53,6 +53,8 @@ class StepContext:
     (from :func:`duet_env.genres.style_of`).
     step: (B,) int64 token index in the episode (0 = first token); is_last: (B,) bool.
     follower_root_velocity_pred: (B, 4, 3) float32 metres/frame, or None.
+    follower_tokens: (B, 5) int64 — the token tuple just chosen (up, down, lhand, rhand, transl),
+    or None; for terms that judge the choice itself (e.g. a codebook prior) rather than motion.
     """
 
     leader_joints: np.ndarray
@@ -65,6 +67,7 @@ class StepContext:
     step: np.ndarray
     is_last: np.ndarray
     follower_root_velocity_pred: np.ndarray | None = None
+    follower_tokens: np.ndarray | None = None
     fps: int = FPS
     token_frames: int = TOKEN_FRAMES
 
@@ -90,6 +93,8 @@ class StepContext:
             self.follower_root_velocity_pred = _as_array(
                 "follower_root_velocity_pred", self.follower_root_velocity_pred, np.float32,
                 (b, self.token_frames, 3))
+        if self.follower_tokens is not None:
+            self.follower_tokens = _as_array("follower_tokens", self.follower_tokens, np.int64, (b, None))
 
     @property
     def batch_size(self) -> int:
