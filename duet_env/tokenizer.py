@@ -1,0 +1,242 @@
+"""The frozen motion tokenizer: pose VQ-VAEs per body part + relative-translation VQ-VAE.
+
+Used by the environment (leader tokens at load time, streaming decode of the follower's action),
+the follower GPT (training tokens) and the agents. Streams and frame convention: duet_env.tokens.
+
+* ``encode(leader_joints, follower_joints)`` -> leader tokens ``(..., N, 4)`` (up, down, lhand,
+  rhand) and follower tokens ``(..., N, 5)`` (+ transl); poses in the leader's heading frame,
+  so tokens do not change when both dancers turn together. ``T`` frames give ``N = T // 4``
+  tokens: trailing ``T % 4`` frames are dropped.
+* ``decode(follower_tokens, leader_joints)`` -> the follower's frames in the world: local
+  rotations (root rotation in world), joint positions, pelvis position and predicted pelvis
+  velocity. **Joint positions come from the position decoders** (lower + upper give the
+  root-relative body joints, the hand decoders the fingers relative to the decoded wrists), not
+  from forward kinematics of the decoded rotations: positions are what the codes were trained
+  to reproduce (the rotation decoder only reads the codes), so they are the more accurate of the
+  two and cost no FK at each step. The pelvis is the leader's pelvis plus the decoded relative
+  translation rotated back from the leader's heading frame.
+* ``streaming_decoder(B)`` decodes one token per call with cached convolution state: the cost of
+  a step does not depend on how many steps came before, and the result equals ``decode`` on the
+  whole sequence (see tests/test_tokenizer.py).
+
+All nine decoders (positions and rotations of four parts, translation) are packed into one
+:class:`pretrain.vqvae.model.FusedDecoder` at load time, so a step is a few dozen small kernels.
+Everything runs in eval mode under ``torch.no_grad``; numpy in gives numpy out.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from pretrain import checkpoint
+from pretrain.vqvae import features
+from pretrain.vqvae.config import (STREAMS, TOKEN_STREAM, build_model, checkpoint_stem, load_config,
+                                   stream_config)
+from pretrain.vqvae.model import FusedDecoder, StreamVQVAE
+
+from . import motion, skeleton
+from .tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
+
+# decoder groups of the fused decoder: (model, kind); input code stream of each group
+_GROUPS: tuple[tuple[str, str], ...] = tuple((p, "pos") for p in features.PARTS) + tuple(
+    (p, "rot") for p in features.PARTS) + (("transl", "pos"),)
+_GROUP_STREAM = [STREAMS.index(m) for m, _ in _GROUPS]
+_LOWER_POS = 3 * len(features.PART_JOINTS["lower"])
+
+
+class Tokenizer:
+    """Frozen VQ-VAEs of the five token streams; see the module docstring."""
+
+    def __init__(self, models: dict[str, StreamVQVAE], device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        missing = [s for s in STREAMS if s not in models]
+        if missing:
+            raise ValueError(f"tokenizer needs a model for every stream; missing {missing}")
+        self.device, self.dtype = torch.device(device), dtype
+        self.models = {s: models[s].to(self.device, dtype).eval() for s in STREAMS}
+        for m in self.models.values():
+            m.requires_grad_(False)
+        self.codebook_sizes: dict[str, int] = {TOKEN_STREAM[s]: self.models[s].quantizer.num_codes for s in STREAMS}
+        self._k = torch.tensor([self.codebook_sizes[s] for s in FOLLOWER_STREAMS], device=self.device)
+        sizes = [self.models[s].quantizer.num_codes for s in STREAMS]
+        self._offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), device=self.device)
+        self._table = torch.cat([self.models[s].quantizer.codebook for s in STREAMS])  # (ΣK, D)
+        self._group_stream = torch.tensor(_GROUP_STREAM, device=self.device)
+        decs = [getattr(self.models[m], f"{kind}_decoder") for m, kind in _GROUPS]
+        self._fused = FusedDecoder(decs).to(self.device).eval()
+        self._dims = self._fused.out_dims
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = "default", device: str = "cpu") -> "Tokenizer":
+        """Load the five checkpoints (``vqvae_<part>``, ``transl``) of a shipped name or a folder."""
+        folder = checkpoint.resolve(name_or_path)
+        dev = checkpoint.resolve_device(device)
+        models = {}
+        for s in STREAMS:
+            stem = checkpoint_stem(s)
+            tensors, cfg, _ = checkpoint.load(folder, stem, dev)
+            if cfg.get("stream") != s:
+                raise checkpoint.CheckpointError(f"{folder}/{stem}.json is not a {s!r} VQ-VAE config: {cfg}")
+            model = build_model(cfg)
+            weights = {k: v for k, v in tensors.items() if not k.startswith(("optim/", "rng/"))}
+            checkpoint.load_state_dict_strict(model, {k: v.float() for k, v in weights.items()
+                                                      if v.is_floating_point()} | {
+                k: v for k, v in weights.items() if not v.is_floating_point()}, f"{folder}/{stem}")
+            models[s] = model
+        return cls(models, dev)
+
+    @classmethod
+    def from_config(cls, config: str | dict = "tiny", seed: int = 0, device: str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> "Tokenizer":
+        """An untrained tokenizer of a named config (for tests and shapes; float64 for exactness checks)."""
+        cfg = load_config(config)
+        gen_state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            models = {s: build_model(stream_config(cfg, s)) for s in STREAMS}
+        finally:
+            torch.set_rng_state(gen_state)
+        return cls(models, checkpoint.resolve_device(device), dtype)
+
+    def streaming_decoder(self, batch_size: int) -> "StreamingDecoder":
+        return StreamingDecoder(self, batch_size)
+
+    # ---------------------------------------------------------------- helpers
+    def _joints_in(self, x, name: str, min_frames: int = 1) -> tuple[torch.Tensor, bool, tuple]:
+        was_np = not isinstance(x, torch.Tensor)
+        t = torch.as_tensor(np.asarray(x) if was_np else x)
+        if t.ndim < 3 or tuple(t.shape[-2:]) != (skeleton.NUM_JOINTS, 3):
+            raise ValueError(f"{name} must have shape (T, 55, 3) or (B, T, 55, 3); got {tuple(t.shape)}")
+        if t.shape[-3] < min_frames:
+            raise ValueError(f"{name} needs at least {min_frames} frames; got {t.shape[-3]}")
+        t = t.to(self.device, self.dtype)
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        lead = tuple(t.shape[:-3])
+        return t.reshape(-1, *t.shape[-3:]), was_np, lead
+
+    def _check_tokens(self, tokens: torch.Tensor, name: str) -> None:
+        if tokens.dtype.is_floating_point:
+            raise TypeError(f"{name} must be integer token ids; got {tokens.dtype}")
+        bad = (tokens < 0) | (tokens >= self._k)
+        if bool(bad.any()):
+            col = int(bad.nonzero()[0, -1])
+            s = FOLLOWER_STREAMS[col]
+            k = self.codebook_sizes[s]
+            v = int(tokens[..., col][bad[..., col]][0])
+            what = f"the pad id {k} (not decodable)" if v == k else f"{v}"
+            raise ValueError(f"{name}: stream {s!r} token {what} is outside the codebook [0, {k})")
+
+    def _decoder_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(B, N, 5)`` -> fused decoder input ``(G, B, N, D)``."""
+        z = torch.nn.functional.embedding(tokens + self._offsets, self._table)  # (B, N, 5, D)
+        return z.index_select(2, self._group_stream).permute(2, 0, 1, 3)
+
+    def _assemble(self, y: torch.Tensor, leader: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Fused decoder output ``(G, B, L, O)`` + leader joints ``(B, L, 55, 3)`` -> world follower."""
+        pos = {p: y[i, ..., : self._dims[i]] for i, p in enumerate(features.PARTS)}
+        n = len(features.PARTS)
+        rot = {p: features.rot6d_to_matrix(y[n + i, ..., : self._dims[n + i]].unflatten(-1, (-1, 6)))
+               for i, p in enumerate(features.PARTS)}
+        transl = y[2 * n, ..., :3] / features.TRANSL_SCALE
+        fwd = motion.heading_from_joints(leader)
+        pelvis = leader[..., 0, :] + motion.from_heading_frame(transl, fwd)
+        vel = pos["lower"][..., _LOWER_POS:_LOWER_POS + 3] / features.VEL_SCALE
+        return {"rotmats": features.compose_rotations(rot, fwd),
+                "joints": features.compose_joints(pos, fwd, pelvis),
+                "root": pelvis,
+                "root_velocity": motion.from_heading_frame(vel, fwd)}
+
+    # ---------------------------------------------------------------- public API
+    @torch.no_grad()
+    def encode(self, leader_joints, follower_joints=None) -> dict:
+        """Tokens of world joint positions ``(T, 55, 3)`` or ``(B, T, 55, 3)``; T % 4 trailing frames dropped.
+
+        Returns ``{"leader": int64 (..., N, 4)}`` plus ``"follower": int64 (..., N, 5)`` when the
+        follower is given (same leading shape and T as the leader).
+        """
+        lead, was_np, shape = self._joints_in(leader_joints, "leader_joints", TOKEN_FRAMES)
+        t = lead.shape[1] // TOKEN_FRAMES * TOKEN_FRAMES
+        lead = lead[:, :t]
+        dancers = [lead]
+        if follower_joints is not None:
+            foll, _, fshape = self._joints_in(follower_joints, "follower_joints", TOKEN_FRAMES)
+            if fshape != shape or foll.shape[1] // TOKEN_FRAMES * TOKEN_FRAMES != t:
+                raise ValueError(f"follower_joints {tuple(foll.shape)} must match leader_joints "
+                                 f"{tuple(lead.shape)} in batch shape and frame count")
+            foll = foll[:, :t]
+            dancers.append(foll)
+        fwd = motion.heading_from_joints(lead)
+        both = torch.cat(dancers)
+        feats = features.pose_features(both, fwd.repeat(len(dancers), 1, 1))
+        codes = torch.stack([self.models[p].encode(feats[p]) for p in features.PARTS], -1)  # (k·B, N, 4)
+        b = lead.shape[0]
+        out = {"leader": codes[:b]}
+        if follower_joints is not None:
+            tr = self.models["transl"].encode(features.transl_features(foll, lead, fwd))
+            out["follower"] = torch.cat([codes[b:], tr.unsqueeze(-1)], -1)
+        out = {k: v.reshape(*shape, *v.shape[1:]) for k, v in out.items()}
+        return {k: v.cpu().numpy() for k, v in out.items()} if was_np else out
+
+    @torch.no_grad()
+    def decode(self, follower_tokens, leader_joints) -> dict:
+        """Follower frames from tokens ``(..., N, 5)`` and the leader's joints ``(..., 4N, 55, 3)``.
+
+        Returns ``rotmats (..., 4N, 55, 3, 3)`` (local; root in world), ``joints (..., 4N, 55, 3)``,
+        ``root (..., 4N, 3)`` (pelvis), ``root_velocity (..., 4N, 3)`` (m/s, world).
+        """
+        was_np = not isinstance(follower_tokens, torch.Tensor)
+        tok = torch.as_tensor(np.asarray(follower_tokens) if was_np else follower_tokens).to(self.device)
+        if tok.ndim < 2 or tok.shape[-1] != len(FOLLOWER_STREAMS):
+            raise ValueError(f"follower_tokens must have shape (..., N, 5); got {tuple(tok.shape)}")
+        self._check_tokens(tok, "follower_tokens")
+        shape = tuple(tok.shape[:-2])
+        n = tok.shape[-2]
+        lead, _, lshape = self._joints_in(leader_joints, "leader_joints")
+        if lshape != shape or lead.shape[1] != n * TOKEN_FRAMES:
+            raise ValueError(f"leader_joints {tuple(np.shape(leader_joints))} must have shape {(*shape, n * TOKEN_FRAMES, 55, 3)} "
+                             f"for {n} tokens")
+        tok = tok.reshape(-1, n, tok.shape[-1]).long()
+        out = self._assemble(self._fused(self._decoder_input(tok)), lead)
+        out = {k: v.reshape(*shape, *v.shape[1:]) for k, v in out.items()}
+        return {k: v.cpu().numpy() for k, v in out.items()} if was_np else out
+
+
+class StreamingDecoder:
+    """Token-by-token decoder for ``batch_size`` parallel streams (one per env)."""
+
+    def __init__(self, tokenizer: Tokenizer, batch_size: int):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        self.tokenizer, self.batch_size = tokenizer, batch_size
+        self.state = tokenizer._fused.init_state(batch_size, tokenizer.device, tokenizer.dtype)
+
+    def reset(self, mask=None) -> None:
+        """Forget the history of the streams where ``mask`` ``(B,)`` is True (all when None)."""
+        if mask is None:
+            for s in self.state:
+                s.zero_()
+            return
+        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask,
+                            device=self.tokenizer.device)
+        if m.shape != (self.batch_size,) or m.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool array of shape ({self.batch_size},); got {m.dtype} {tuple(m.shape)}")
+        for s in self.state:
+            s[:, m] = 0.0  # state layout (G, B, context, C)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, leader_joints: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Decode one token per stream: tokens ``(B, 5)`` int64, leader joints ``(B, 4, 55, 3)`` -> 4 frames."""
+        tk = self.tokenizer
+        b = self.batch_size
+        if tokens.shape != (b, 5):
+            raise ValueError(f"tokens must have shape ({b}, 5); got {tuple(tokens.shape)}")
+        if leader_joints.shape != (b, TOKEN_FRAMES, skeleton.NUM_JOINTS, 3):
+            raise ValueError(f"leader_joints must have shape ({b}, 4, 55, 3); got {tuple(leader_joints.shape)}")
+        tokens = tokens.to(tk.device)
+        tk._check_tokens(tokens, "tokens")
+        y, self.state = tk._fused(tk._decoder_input(tokens.long().unsqueeze(1)), self.state)
+        return tk._assemble(y, leader_joints.to(tk.device, tk.dtype))

@@ -1,0 +1,90 @@
+"""Training windows for the tokenizer's VQ-VAEs, cut from duet clips.
+
+Every train clip gives two pose *tracks* — the leader's and the follower's motion, both in the
+leader's heading frame (pretrain.vqvae.features) — and one relative-translation track. A batch
+is ``batch`` random crops of ``window`` frames, drawn uniformly over all valid crop starts (so
+longer clips are sampled proportionally more), from a seeded ``numpy.random.Generator``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from duet_env import motion
+from duet_env.data.clip import Clip
+from pretrain.vqvae import features
+
+
+def load_clips(data: str | os.PathLike, split: str, progress: bool = True) -> list[Clip]:
+    """Clips of a split of ``data`` ("synth" = the default SynthDuet folder, or a DD100-layout folder)."""
+    from duet_env.data import dd100
+    from duet_env.data.default import resolve_root
+
+    clips = dd100.load_split(resolve_root(data), split, progress=progress)
+    if not clips:
+        raise ValueError(f"dataset {data} has no {split!r} clips")
+    return clips
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor            # (B, W, C) encoder input / position target
+    rot: torch.Tensor | None   # (B, W, J, 3, 3) local rotation targets (root in the leader frame)
+
+
+def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    lead = torch.from_numpy(np.asarray(clip.leader.joints, np.float64))
+    fwd = motion.heading_from_joints(lead)
+    if stream == "transl":
+        foll = torch.from_numpy(np.asarray(clip.follower.joints, np.float64))
+        return [(features.transl_features(foll, lead, fwd).float().numpy(), None)]
+    joints = list(features.PART_JOINTS[stream])
+    out = []
+    for dancer in (clip.leader, clip.follower):
+        j = torch.from_numpy(np.asarray(dancer.joints, np.float64))
+        x = features.pose_features(j, fwd)[stream].float().numpy()
+        rot = features.rotation_targets(torch.from_numpy(np.asarray(dancer.poses, np.float64)), fwd)
+        # store axis-angle (3 floats/joint, not 9); the batch converts back to matrices
+        aa = motion.matrix_to_axis_angle(rot[:, joints]).float().numpy()
+        out.append((x, aa))
+    return out
+
+
+class MotionWindows:
+    """Random fixed-length windows of one stream's features (a body part, or "transl")."""
+
+    def __init__(self, clips: list[Clip], stream: str, window: int):
+        if window % 4:
+            raise ValueError(f"window must be a multiple of 4 frames, got {window}")
+        self.stream, self.window = stream, window
+        xs, aas, starts, offset = [], [], [], 0
+        for clip in clips:
+            for x, aa in _track_arrays(clip, stream):
+                t = x.shape[0]
+                if not np.isfinite(x).all():
+                    raise ValueError(f"clip {clip.name}: non-finite motion values")
+                if t >= window:
+                    starts.append(offset + np.arange(t - window + 1))
+                xs.append(x)
+                aas.append(aa)
+                offset += t
+        if not starts:
+            raise ValueError(f"no clip is at least {window} frames long")
+        self.x = np.concatenate(xs)
+        self.aa = None if aas[0] is None else np.concatenate(aas)
+        self.starts = np.concatenate(starts)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sample(self, rng: np.random.Generator, batch: int, device: str | torch.device = "cpu") -> Batch:
+        s = self.starts[rng.integers(len(self.starts), size=batch)]
+        idx = s[:, None] + np.arange(self.window)[None]
+        x = torch.from_numpy(self.x[idx]).to(device)
+        rot = None
+        if self.aa is not None:
+            rot = motion.axis_angle_to_matrix(torch.from_numpy(self.aa[idx]).to(device))
+        return Batch(x, rot)

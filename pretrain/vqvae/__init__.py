@@ -1,0 +1,1 @@
+"""Pose and translation VQ-VAEs of the duet motion tokenizer (models, training, evaluation)."""

@@ -1,0 +1,103 @@
+"""``python -m pretrain.vqvae [train options]`` trains the four body-part VQ-VAEs;
+``python -m pretrain.vqvae evaluate …`` measures a tokenizer on a split;
+``python -m pretrain.vqvae export …`` copies the weights of a training run (no optimiser) to a
+shippable checkpoint folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pretrain import checkpoint
+from . import features
+from .config import STREAMS, checkpoint_stem, load_config
+
+
+def add_train_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data", default="synth", help="'synth' (default SynthDuet) or a DD100-layout folder")
+    ap.add_argument("--config", default="small", help="small | paper | tiny | path to a JSON config")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default="runs/vqvae", help="checkpoint folder")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    ap.add_argument("--steps", type=int, default=None, help="total steps (default: from the config)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
+
+def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, default_streams: str) -> None:
+    from pretrain.motion_data import MotionWindows, load_clips
+    from .train import train_stream
+
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
+    if len(streams_choice) > 1:
+        ap.add_argument("--part", default=default_streams, choices=list(streams_choice) + ["all"])
+    add_train_args(ap)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    part = getattr(args, "part", default_streams)
+    streams = [s for s in streams_choice] if part == "all" else [part]
+    clips = load_clips(args.data, "train")
+    for s in streams:
+        t0 = time.time()
+        data = MotionWindows(clips, s, cfg["train"]["window"])
+        train_stream(s, cfg, data, args.out, args.steps, args.resume, args.seed, args.device)
+        print(f"[{s}] done in {time.time() - t0:.0f} s -> {args.out}/{checkpoint_stem(s)}.safetensors")
+
+
+def evaluate_main(argv: list[str]) -> None:
+    from duet_env.tokenizer import Tokenizer
+    from pretrain.motion_data import load_clips
+    from .evaluate import evaluate
+
+    ap = argparse.ArgumentParser(prog="python -m pretrain.vqvae evaluate")
+    ap.add_argument("--checkpoint", default="default", help="shipped name or folder")
+    ap.add_argument("--data", default="synth")
+    ap.add_argument("--split", default="test", choices=["train", "test", "all"])
+    ap.add_argument("--json", default=None, help="write the metrics here")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = evaluate(Tokenizer.load(args.checkpoint, args.device), load_clips(args.data, args.split))
+    result.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    print(text)
+    if args.json:
+        checkpoint.atomic_write_json(args.json, result)
+
+
+def export_main(argv: list[str]) -> None:
+    from .train import model_tensors
+
+    ap = argparse.ArgumentParser(prog="python -m pretrain.vqvae export")
+    ap.add_argument("--from", dest="src", default="runs/vqvae", help="training run folder")
+    ap.add_argument("--to", dest="dst", required=True, help="checkpoint folder to write")
+    args = ap.parse_args(argv)
+    for s in STREAMS:
+        stem = checkpoint_stem(s)
+        tensors, cfg, state = checkpoint.load(args.src, stem)
+        checkpoint.save(args.dst, stem, model_tensors(tensors), cfg,
+                        {"step": state.get("step"), "total_steps": state.get("total_steps")})
+        print(f"exported {stem} (step {state.get('step')}) -> {Path(args.dst) / stem}.safetensors")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "evaluate":
+        evaluate_main(argv[1:])
+    elif argv and argv[0] == "export":
+        export_main(argv[1:])
+    else:
+        if argv and argv[0] == "train":
+            argv = argv[1:]
+        train_main(argv, features.PARTS, "python -m pretrain.vqvae", "all")
+
+
+if __name__ == "__main__":
+    main()

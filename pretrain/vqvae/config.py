@@ -1,0 +1,63 @@
+"""Named VQ-VAE configurations (pretrain/configs/*.json) and the per-stream model config.
+
+A config file holds ``{"name", "model": {...}, "train": {...}}``; ``model.codebook_size`` maps
+each stream (upper, lower, lhand, rhand, transl) to its codebook size K. A checkpoint stores the
+flat per-stream config of :func:`stream_config` (everything that fixes the weights' meaning), so a
+resume or a load with a different config is refused by ``pretrain.checkpoint.check_config``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import features
+from .model import StreamVQVAE
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+STREAMS: tuple[str, ...] = features.PARTS + ("transl",)
+# token stream name (duet_env.tokens) of each model
+TOKEN_STREAM = {"upper": "up", "lower": "down", "lhand": "lhand", "rhand": "rhand", "transl": "transl"}
+MODEL_KEYS = ("code_dim", "width", "depth", "kernel", "decay", "restart_threshold")
+
+
+def load_config(name_or_path: str | os.PathLike | dict) -> dict:
+    """A config by name ("tiny", "small", "paper"), by JSON file path, or a dict (returned as is)."""
+    if isinstance(name_or_path, dict):
+        return name_or_path
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = CONFIG_DIR / f"{name_or_path}.json"
+    if not p.is_file():
+        known = sorted(f.stem for f in CONFIG_DIR.glob("*.json"))
+        raise FileNotFoundError(f"VQ-VAE config {str(name_or_path)!r} is neither a file nor a known name {known}")
+    try:
+        cfg = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"VQ-VAE config {p} is not valid JSON: {e}") from e
+    missing = [k for k in ("model", "train") if k not in cfg]
+    missing += [f"model.{k}" for k in MODEL_KEYS + ("codebook_size",) if k not in cfg.get("model", {})]
+    if missing:
+        raise ValueError(f"VQ-VAE config {p} lacks {missing}")
+    return cfg
+
+
+def checkpoint_stem(stream: str) -> str:
+    return "transl" if stream == "transl" else f"vqvae_{stream}"
+
+
+def stream_config(cfg: dict, stream: str) -> dict:
+    """Flat model config of one stream, as stored in its checkpoint."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+    m = cfg["model"]
+    out = {"stream": stream, "config_name": cfg.get("name", "custom"),
+           "in_dim": features.input_dim(stream), "rot_joints": features.rot_joints(stream),
+           "codebook_size": int(m["codebook_size"][stream])}
+    out.update({k: m[k] for k in MODEL_KEYS})
+    return out
+
+
+def build_model(scfg: dict) -> StreamVQVAE:
+    return StreamVQVAE(scfg["in_dim"], scfg["rot_joints"], scfg["codebook_size"], scfg["code_dim"], scfg["width"],
+                       scfg["depth"], scfg["kernel"], scfg["decay"], scfg["restart_threshold"])

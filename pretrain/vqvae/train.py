@@ -1,0 +1,154 @@
+"""Training loop of one stream's VQ-VAE (a body part or the relative translation), resumable.
+
+Loss of a batch (Duolando / Bailando++ §3.2, per frame t and channel c, mean absolute errors):
+
+    L = |x̂ − x|₁ + λ_v |Δx̂ − Δx|₁ + λ_a |Δ²x̂ − Δ²x|₁ + β ||z_e − sg(e)||²
+        + λ_rv |v̂_root − v_root|₁   (lower part: root-velocity channels)
+        + λ_r ||R̂ − R||²            (rotation decoder on detached codes; R̂ from 6-D by Gram–Schmidt)
+
+with β = 0.02 (commit), Δ the frame difference. The rotation term is the mean squared (chordal)
+distance rather than L1: with L1 a 180°-flipped Gram–Schmidt frame is a *stable* point (the sign
+gradient pins the off-axis entries at 0 and the normalisation removes the radial pull), which we
+saw trap joints with constant rotations; under the squared loss that point is a maximum. Adam with linear warm-up then cosine decay to
+10 % of the base rate. Dead-code restart runs for the first ``restart_until`` share of the steps,
+so the decoders settle on the final codebook.
+
+Checkpoints (pretrain.checkpoint) hold the weights, Adam's tensors (``optim/…``), the torch RNG
+(``rng/torch``) and, in JSON, the step and the numpy generator state: a killed run resumed with
+``--resume`` continues exactly as an uninterrupted one (CPU).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pretrain import checkpoint
+from pretrain.motion_data import Batch, MotionWindows
+from . import features
+from .config import build_model, checkpoint_stem, stream_config
+from .model import StreamVQVAE
+
+TRAIN_KEYS = ("window", "batch", "lr", "commit", "vel", "acc", "rot", "root_vel", "restart_until", "warmup")
+
+
+def run_config(cfg: dict, stream: str, seed: int) -> dict:
+    """What a checkpoint must match to be resumed: the model config, training hyper-parameters, seed."""
+    out = stream_config(cfg, stream)
+    out.update({f"train_{k}": cfg["train"][k] for k in TRAIN_KEYS})
+    out["seed"] = seed
+    return out
+
+
+def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict) -> tuple[torch.Tensor, dict]:
+    out = model(batch.x)
+    pos, x = out["pos"], batch.x
+    n_pos = x.shape[-1] - (features.ROOT_VEL_CHANNELS if stream == "lower" else 0)
+    p, g = pos[..., :n_pos], x[..., :n_pos]
+    dp, dg = p[:, 1:] - p[:, :-1], g[:, 1:] - g[:, :-1]
+    rec = F.l1_loss(p, g)
+    loss = rec + tcfg["vel"] * F.l1_loss(dp, dg) + tcfg["acc"] * F.l1_loss(dp[:, 1:] - dp[:, :-1], dg[:, 1:] - dg[:, :-1])
+    loss = loss + tcfg["commit"] * out["commit"]
+    scale = features.HAND_SCALE if stream in features.WRIST else features.TRANSL_SCALE if stream == "transl" else 1.0
+    err = (p - g).unflatten(-1, (-1, 3)).norm(dim=-1).mean() / scale
+    logs = {"rec": rec.item(), "err_cm": 100.0 * err.item()}
+    if stream == "lower":
+        rv = F.l1_loss(pos[..., n_pos:], x[..., n_pos:])
+        loss = loss + tcfg["root_vel"] * rv
+        logs["root_vel"] = rv.item()
+    if "rot6d" in out:
+        rot = F.mse_loss(features.rot6d_to_matrix(out["rot6d"]), batch.rot)
+        loss = loss + tcfg["rot"] * rot
+        logs["rot"] = rot.item()
+    return loss, logs
+
+
+def learning_rate(step: int, total: int, tcfg: dict) -> float:
+    base, warm = tcfg["lr"], max(1, tcfg["warmup"])
+    if step < warm:
+        return base * (step + 1) / warm
+    frac = (step - warm) / max(1, total - warm)
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    sd = opt.state_dict()
+    tensors = {f"optim/{i}/{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, sd["param_groups"]
+
+
+def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim/"):
+            _, i, k = key.split("/")
+            state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_run(out: Path, stream: str, model: StreamVQVAE, opt, rng: np.random.Generator, step: int,
+             total: int, rcfg: dict) -> None:
+    tensors = dict(model.state_dict())
+    optim, groups = _optim_tensors(opt)
+    tensors.update(optim)
+    tensors["rng/torch"] = torch.get_rng_state()
+    state = {"step": step, "total_steps": total, "numpy_rng": rng.bit_generator.state, "param_groups": groups}
+    checkpoint.save(out, checkpoint_stem(stream), tensors, rcfg, state)
+
+
+def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint without the optimiser/RNG entries of a training run."""
+    return {k: v for k, v in tensors.items() if not k.startswith(("optim/", "rng/"))}
+
+
+def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.PathLike, steps: int | None = None,
+                 resume: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True) -> StreamVQVAE:
+    """Train (or resume) one stream's VQ-VAE; checkpoints go to ``out/<stem>.{safetensors,json}``."""
+    out = Path(out)
+    tcfg = cfg["train"]
+    # steps: a per-stream entry ("upper") wins over the family default ("pose" / "transl")
+    family = "transl" if stream == "transl" else "pose"
+    total = int(steps if steps is not None else tcfg["steps"].get(stream, tcfg["steps"][family]))
+    rcfg = run_config(cfg, stream, seed)
+    dev = checkpoint.resolve_device(device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(rcfg).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg["lr"])
+    start = 0
+    stem = checkpoint_stem(stream)
+    if resume and (out / f"{stem}.json").exists():
+        tensors, found, state = checkpoint.load(out, stem, dev)
+        checkpoint.check_config(rcfg, found, f"{out}/{stem}")
+        checkpoint.load_state_dict_strict(model, model_tensors(tensors), f"{out}/{stem}")
+        _load_optim(opt, tensors, state["param_groups"])
+        torch.set_rng_state(tensors["rng/torch"].cpu())
+        rng.bit_generator.state = state["numpy_rng"]
+        start = int(state["step"])
+    elif resume:
+        print(f"[{stream}] no checkpoint in {out}: starting from step 0")
+    model.train()
+    save_every = int(tcfg["save_every"])
+    bar = tqdm(range(start, total), desc=f"vqvae {stream}", disable=not progress, initial=start, total=total)
+    for step in bar:
+        model.quantizer.restart_enabled = step < tcfg["restart_until"] * total
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, total, tcfg)
+        loss, logs = stream_loss(model, data.sample(rng, tcfg["batch"], dev), stream, tcfg)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"[{stream}] loss is {float(loss)} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", **{k: f"{v:.3g}" for k, v in logs.items()})
+        if (step + 1) % save_every == 0 or step + 1 == total:
+            save_run(out, stream, model, opt, rng, step + 1, total, rcfg)
+    if start >= total and not (out / f"{stem}.json").exists():
+        save_run(out, stream, model, opt, rng, start, total, rcfg)
+    return model.eval()

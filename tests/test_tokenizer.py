@@ -1,0 +1,153 @@
+"""duet_env.tokenizer: shapes, frame convention, streaming == whole decode, pad rejection, loading."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from duet_env import motion
+from duet_env.tokenizer import Tokenizer
+from pretrain import checkpoint
+from pretrain.vqvae.config import STREAMS, checkpoint_stem, load_config, stream_config
+from tests.motion_fixtures import random_clip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny convolutions on a shared 2-core machine run far faster on one thread
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def yaw(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+@pytest.fixture(scope="module")
+def tk():
+    return Tokenizer.from_config("tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return random_clip(1, t=96)
+
+
+def test_encode_shapes_numpy_and_torch(tk, clip):
+    lead, foll = clip.leader.joints, clip.follower.joints
+    out = tk.encode(lead[:66], foll[:66])  # 66 frames -> 16 tokens (2 trailing frames dropped)
+    assert out["leader"].shape == (16, 4) and out["follower"].shape == (16, 5)
+    assert out["leader"].dtype == np.int64 and isinstance(out["follower"], np.ndarray)
+    batched = tk.encode(torch.from_numpy(np.stack([lead, lead])), torch.from_numpy(np.stack([foll, foll])))
+    assert isinstance(batched["leader"], torch.Tensor) and batched["follower"].shape == (2, 24, 5)
+    np.testing.assert_array_equal(batched["follower"][0].numpy(), batched["follower"][1].numpy())
+    # encoding is per clip: the first 16 tokens of the 96-frame clip differ only near the cut
+    assert set(tk.encode(lead)) == {"leader"}
+    for s, k in tk.codebook_sizes.items():
+        col = ["up", "down", "lhand", "rhand", "transl"].index(s)
+        assert batched["follower"][..., col].max() < k
+    assert tk.codebook_sizes == {"up": 16, "down": 16, "lhand": 16, "rhand": 16, "transl": 16}
+
+
+def test_encode_is_invariant_to_turning_both_dancers(tk, clip):
+    lead, foll = clip.leader.joints.astype(np.float64), clip.follower.joints.astype(np.float64)
+    rot = yaw(1.1)
+    shift = np.array([3.0, 0.0, -2.0])
+    a = tk.encode(lead, foll)
+    b = tk.encode(lead @ rot.T + shift, foll @ rot.T + shift)
+    assert (a["leader"] == b["leader"]).mean() >= 0.99
+    assert (a["follower"] == b["follower"]).mean() >= 0.99
+    # turning only the follower changes its tokens (it is encoded relative to the leader)
+    c = tk.encode(lead, (foll - foll[:, :1]) @ rot.T + foll[:, :1])
+    assert (c["follower"][:, :4] != a["follower"][:, :4]).any()
+
+
+def test_decode_places_follower_relative_to_leader(tk, clip):
+    lead = clip.leader.joints.astype(np.float64)
+    tokens = tk.encode(lead, clip.follower.joints)["follower"]
+    out = tk.decode(tokens, lead)
+    assert out["joints"].shape == (96, 55, 3) and out["rotmats"].shape == (96, 55, 3, 3)
+    assert out["root"].shape == (96, 3) and out["root_velocity"].shape == (96, 3)
+    np.testing.assert_allclose(out["joints"][:, 0], out["root"], atol=1e-6)
+    rot = yaw(-0.8)
+    shift = np.array([1.5, 0.1, 4.0])
+    moved = tk.decode(tokens, lead @ rot.T + shift)
+    np.testing.assert_allclose(moved["joints"], out["joints"] @ rot.T + shift, atol=1e-4)
+    np.testing.assert_allclose(moved["root_velocity"], out["root_velocity"] @ rot.T, atol=1e-4)
+    np.testing.assert_allclose(moved["rotmats"][:, 0], rot @ out["rotmats"][:, 0], atol=1e-5)
+    np.testing.assert_allclose(moved["rotmats"][:, 1:], out["rotmats"][:, 1:], atol=1e-6)
+    # decoded rotations are rotations
+    r = out["rotmats"].astype(np.float64)
+    np.testing.assert_allclose(r @ np.swapaxes(r, -1, -2), np.broadcast_to(np.eye(3), r.shape), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_streaming_decode_equals_whole_decode(clip, dtype):
+    tk = Tokenizer.from_config("tiny", seed=3, dtype=dtype)
+    lead = torch.from_numpy(np.stack([clip.leader.joints, clip.follower.joints])).to(dtype)
+    n = lead.shape[1] // 4
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 16, (2, n, 5), generator=g)
+    whole = tk.decode(tokens, lead)
+    sd = tk.streaming_decoder(2)
+    steps = [sd.step(tokens[:, i], lead[:, 4 * i:4 * i + 4]) for i in range(n)]
+    for key, ref in whole.items():
+        got = torch.cat([s[key] for s in steps], 1)
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max().item() < 1e-5, key
+    # reset env 0 only: it restarts from rest, env 1 keeps its history
+    new_tokens = torch.randint(0, 16, (2, 6, 5), generator=g)
+    sd.reset(np.array([True, False]))
+    part = [sd.step(torch.stack([new_tokens[0, i], tokens[1, i]]), lead[:, 4 * i:4 * i + 4]) for i in range(6)]
+    fresh = tk.decode(new_tokens[:1], lead[:1, :24])
+    assert (torch.cat([p["joints"][:1] for p in part], 1) - fresh["joints"]).abs().max().item() < 1e-5
+    continued = torch.cat([p["joints"][1:] for p in part], 1)
+    assert (continued - whole["joints"][1:, :24]).abs().max().item() > 1e-3  # env 1 was not reset
+
+
+def test_pad_and_out_of_range_tokens_are_rejected(tk, clip):
+    lead = torch.from_numpy(clip.leader.joints[:8])
+    tokens = torch.zeros(2, 5, dtype=torch.long)
+    tokens[1, 4] = tk.codebook_sizes["transl"]  # the pad id
+    with pytest.raises(ValueError, match="pad id 16"):
+        tk.decode(tokens, lead)
+    sd = tk.streaming_decoder(1)
+    with pytest.raises(ValueError, match="pad id"):
+        sd.step(tokens[1:], lead[None, :4])
+    with pytest.raises(ValueError, match="outside the codebook"):
+        tk.decode(-torch.ones(2, 5, dtype=torch.long), lead)
+    with pytest.raises(ValueError, match="shape"):
+        tk.decode(torch.zeros(2, 5, dtype=torch.long), lead[:7])
+    with pytest.raises(ValueError, match="NaN"):
+        tk.encode(np.full((8, 55, 3), np.nan))
+
+
+def test_load_round_trip_and_config_refusal(tmp_path, tk, clip):
+    cfg = load_config("tiny")
+    for s in STREAMS:
+        checkpoint.save(tmp_path, checkpoint_stem(s), tk.models[s].state_dict(), stream_config(cfg, s))
+    loaded = Tokenizer.load(tmp_path)
+    a = tk.encode(clip.leader.joints, clip.follower.joints)
+    b = loaded.encode(clip.leader.joints, clip.follower.joints)
+    np.testing.assert_array_equal(a["follower"], b["follower"])
+    np.testing.assert_allclose(tk.decode(a["follower"], clip.leader.joints)["joints"],
+                               loaded.decode(b["follower"], clip.leader.joints)["joints"], atol=1e-6)
+    # a checkpoint whose weights do not fit its config is refused with a message
+    bad = dict(stream_config(cfg, "upper"), width=32)
+    checkpoint.save(tmp_path, "vqvae_upper", tk.models["upper"].state_dict(), bad)
+    with pytest.raises(checkpoint.CheckpointError, match="does not match the model"):
+        Tokenizer.load(tmp_path)
+
+
+def test_shipped_default_loads():
+    try:
+        checkpoint.resolve("default")
+        tk = Tokenizer.load("default")
+    except checkpoint.CheckpointError:
+        pytest.skip("no shipped default tokenizer yet")
+    assert set(tk.codebook_sizes) == {"up", "down", "lhand", "rhand", "transl"}
+    assert all(k >= 16 for k in tk.codebook_sizes.values())
