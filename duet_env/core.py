@@ -99,7 +99,7 @@ class DuetCore:
         h, p = self.history, self.F
         sl = slice(start, start + length)
         self.music_tok[i] = 0.0
-        self.music_tok[i, h:h + length] = m.music_tokens[ms:ms + length]
+        self.music_tok[i, h:h + length] = np.clip(m.music_tokens[ms:ms + length], -1e4, 1e4)  # the obs Box
         self.leader_tok[i] = self._leader_pad
         self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
         f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES

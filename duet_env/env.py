@@ -91,8 +91,8 @@ class DuetAccompanyEnv(gym.Env):
     first two entries are the pose-code pair. Sizes come from the tokenizer checkpoint.
 
     ## Observation Space
-    ``"tokens"`` (default) — Dict, the layout of :mod:`duet_env.tokens`: ``music`` Box (W, 216)
-    float32 features of the window t−H … t+A (W = H + 1 + A), ``leader`` MultiDiscrete (W·4,)
+    ``"tokens"`` (default) — Dict, the layout of :mod:`duet_env.tokens`: ``music`` Box (W·216,)
+    float32 features of the window t−H … t+A (W = H + 1 + A, time-major), ``leader`` MultiDiscrete (W·4,)
     leader tokens of the same window, ``follower`` MultiDiscrete (H·5,) own previous tokens;
     outside the episode, token streams hold the pad id K and music is zero.
     ``"features"`` — Box float32 vector for MLP policies (see

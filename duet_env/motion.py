@@ -15,7 +15,8 @@ UP = np.array([0.0, 1.0, 0.0])
 
 def _to_torch(x):
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)), True
+        # np.require keeps 0-d arrays 0-d (ascontiguousarray would make them 1-d)
+        return torch.from_numpy(np.require(x, dtype=np.float64, requirements="C").copy()), True
     return x, False
 
 

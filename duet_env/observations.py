@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # The 22 body joints (SMPL-X 0..21): the features observation ignores face and fingers.
 BODY_JOINTS = np.arange(22)
+# Finite Box bounds (checkers warn on infinite ones). Music features stay far inside
+# (MFCC 0 of digital silence is about −1.1e3); values are clipped into the box all the same.
+BOUND = 1e4
 
 
 class ObservationType:
@@ -38,7 +41,8 @@ class ObservationType:
 
 
 class TokensObservation(ObservationType):
-    """Dict(music (W, 216) float32, leader MultiDiscrete (W*4,), follower MultiDiscrete (H*5,))."""
+    """Dict(music (W*216,) float32, leader MultiDiscrete (W*4,), follower MultiDiscrete (H*5,)),
+    all time-major (duet_env.tokens)."""
 
     name = "tokens"
 
@@ -48,7 +52,7 @@ class TokensObservation(ObservationType):
         leader_nvec = np.tile([k[s] + 1 for s in LEADER_STREAMS], w)  # +1: the pad id K
         follower_nvec = np.tile([k[s] + 1 for s in FOLLOWER_STREAMS], h)
         return spaces.Dict({
-            "music": spaces.Box(-np.inf, np.inf, (w, TOKEN_FRAMES * MUSIC_DIM), np.float32),
+            "music": spaces.Box(-BOUND, BOUND, (w * TOKEN_FRAMES * MUSIC_DIM,), np.float32),
             "leader": spaces.MultiDiscrete(leader_nvec.astype(np.int64)),
             "follower": spaces.MultiDiscrete(follower_nvec.astype(np.int64)),
         })
@@ -57,7 +61,7 @@ class TokensObservation(ObservationType):
         music, leader = core.window()
         b = core.num_envs
         return {
-            "music": music,
+            "music": music.reshape(b, -1),
             "leader": leader.reshape(b, -1),
             "follower": core.follower_history.reshape(b, -1).copy(),
         }
@@ -78,7 +82,7 @@ class FeaturesObservation(ObservationType):
     name = "features"
 
     def space(self, core):
-        return spaces.Box(-np.inf, np.inf, (self.size(core),), np.float32)
+        return spaces.Box(-BOUND, BOUND, (self.size(core),), np.float32)
 
     @staticmethod
     def size(core) -> int:
@@ -101,7 +105,7 @@ class FeaturesObservation(ObservationType):
         vel = to_heading_frame((fol[:, -1] - fol[:, -1 - TOKEN_FRAMES]) * (30.0 / TOKEN_FRAMES), fwd[:, None])
         progress = (core.t / np.maximum(core.length, 1)).astype(np.float32)[:, None]
         out = np.concatenate([frames, lead.reshape(b, -1), last.reshape(b, -1), vel.reshape(b, -1), progress], 1)
-        return out.astype(np.float32)
+        return np.clip(out, -BOUND, BOUND).astype(np.float32)
 
 
 OBSERVATION_TYPES: dict[str, type[ObservationType]] = {

@@ -50,11 +50,12 @@ class Tokenizer:
     """Frozen VQ-VAEs of the five token streams; see the module docstring."""
 
     def __init__(self, models: dict[str, StreamVQVAE], device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, configs: dict[str, dict] | None = None):
         missing = [s for s in STREAMS if s not in models]
         if missing:
             raise ValueError(f"tokenizer needs a model for every stream; missing {missing}")
         self.device, self.dtype = torch.device(device), dtype
+        self.configs = dict(configs or {})  # per-stream flat model configs, for save()
         self.models = {s: models[s].to(self.device, dtype).eval() for s in STREAMS}
         for m in self.models.values():
             m.requires_grad_(False)
@@ -74,7 +75,7 @@ class Tokenizer:
         """Load the five checkpoints (``vqvae_<part>``, ``transl``) of a shipped name or a folder."""
         folder = checkpoint.resolve(name_or_path)
         dev = checkpoint.resolve_device(device)
-        models = {}
+        models, configs = {}, {}
         for s in STREAMS:
             stem = checkpoint_stem(s)
             tensors, cfg, _ = checkpoint.load(folder, stem, dev)
@@ -86,7 +87,8 @@ class Tokenizer:
                                                       if v.is_floating_point()} | {
                 k: v for k, v in weights.items() if not v.is_floating_point()}, f"{folder}/{stem}")
             models[s] = model
-        return cls(models, dev)
+            configs[s] = cfg
+        return cls(models, dev, configs=configs)
 
     @classmethod
     def from_config(cls, config: str | dict = "tiny", seed: int = 0, device: str = "cpu",
@@ -95,11 +97,21 @@ class Tokenizer:
         cfg = load_config(config)
         gen_state = torch.get_rng_state()
         torch.manual_seed(seed)
+        configs = {s: stream_config(cfg, s) for s in STREAMS}
         try:
-            models = {s: build_model(stream_config(cfg, s)) for s in STREAMS}
+            models = {s: build_model(configs[s]) for s in STREAMS}
         finally:
             torch.set_rng_state(gen_state)
-        return cls(models, checkpoint.resolve_device(device), dtype)
+        return cls(models, checkpoint.resolve_device(device), dtype, configs=configs)
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the five checkpoints (weights + config) so that ``Tokenizer.load(folder)`` reads them."""
+        missing = [s for s in STREAMS if s not in self.configs]
+        if missing:
+            raise ValueError(f"cannot save a tokenizer built without configs for {missing}")
+        for s in STREAMS:
+            weights = {k: v.float() if v.is_floating_point() else v for k, v in self.models[s].state_dict().items()}
+            checkpoint.save(folder, checkpoint_stem(s), weights, self.configs[s])
 
     def streaming_decoder(self, batch_size: int) -> "StreamingDecoder":
         return StreamingDecoder(self, batch_size)

@@ -20,9 +20,10 @@ tokenizer, the follower GPT and the environment.
 ====================  ====================================  ==============================
 key                   space                                 content
 ====================  ====================================  ==============================
-``music``             Box float32 ``(W, 4 * 54)``           music features of the frames of
-                                                            each token in the window; zeros
-                                                            outside the clip
+``music``             Box float32 ``(W * 4 * 54,)``         music features of the frames of
+                                                            each token in the window,
+                                                            time-major (reshape to (W, 216));
+                                                            zeros outside the clip
 ``leader``            MultiDiscrete ``(W * 4,)``            leader tokens, time-major:
                                                             ``[t-H: up, down, lhand, rhand,
                                                             t-H+1: ...]``; pad id K outside
@@ -31,6 +32,9 @@ key                   space                                 content
                                                             streams up, down, lhand, rhand,
                                                             transl; pad id K before the start
 ====================  ====================================  ==============================
+
+All three are flat 1-D so that stable-baselines3's checker and MultiInputPolicy accept them;
+consumers reshape (time-major) — :class:`pretrain.gpt.FollowerPolicy` accepts both forms.
 """
 from __future__ import annotations
 

@@ -106,3 +106,9 @@ def test_velocities_of_constant_motion():
     assert v.shape == t.shape and np.allclose(v[:, 0], 0.1 * motion.FPS)
     with pytest.raises(ValueError):
         motion.velocities(t[:1])
+
+
+def test_rotation_about_y_keeps_the_angle_shape():
+    assert motion.rotation_about_y(0.5).shape == (3, 3)
+    assert motion.rotation_about_y(np.zeros(4)).shape == (4, 3, 3)
+    assert np.allclose(motion.rotation_about_y(np.pi / 2) @ [0, 0, 1], [1, 0, 0], atol=1e-12)

@@ -1,0 +1,230 @@
+"""FollowerGPT: the follower's token model (Duolando-style cross-conditional GPT).
+
+Input, for one decision step t (duet_env/tokens.py layout, window W = H + 1 + A):
+
+* ``music`` (B, W, 216): features of the 4 frames of each token t−H … t+A (zeros outside the clip);
+* ``leader`` (B, W, 4): leader tokens up/down/lhand/rhand over the same window (pad id K outside);
+* ``follower`` (B, H, 5): the follower's previous tokens t−H … t−1 (pad id K before the start).
+
+Architecture (DESIGN.md "Pretraining"; Duolando, REFERENCES.md):
+
+1. Look-ahead encoders for music (1 stream) and leader (4 streams) over the W window, with
+   banded attention: in layer l a position attends to every stream's positions within ±b_l,
+   Σ b_l = A (:func:`pretrain.gpt.config.encoder_bands`), so position t sees exactly A ahead.
+2. The main transformer runs on S = 10 streams × L = H + 1 positions (window positions
+   0 … H = times t−H … t): music and the 4 leader streams hold the encoders' outputs; follower
+   stream s at position p holds the embedding of its token at p − 1 (shifted right; a learned
+   start embedding at p = 0). Cross-conditional block-causal mask: (s, p) may attend to
+   (s', p') iff p' ≤ p — a lower-triangular time mask tiled over all stream pairs.
+3. Five heads (one per follower stream, own embedding tables — unlike Duolando, whose rhand
+   reused the lhand table) read follower stream s at p and predict its token at p. The heads
+   emit K_s logits (no pad id), so the pad id can never be predicted.
+
+Loss (training): Σ_s CE_s, each the mean cross-entropy over positions that lie inside the clip.
+
+For actor-critic fine-tuning (Bailando's "state network" = first half frozen) the blocks are a
+``ModuleList`` and :meth:`FollowerGPT.state` / :meth:`FollowerGPT.head` split the forward pass
+at any block index.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+
+from .config import encoder_bands, validate_config
+
+N_COND_STREAMS = 1 + len(LEADER_STREAMS)  # music + leader parts
+N_STREAMS = N_COND_STREAMS + len(FOLLOWER_STREAMS)
+FRAME_FEATURES = 54
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block; ``mask`` (N, N) bool, True where attention is allowed."""
+
+    def __init__(self, width: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.ln1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.ln2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=0.0)  # attention dropout costs a (B,h,N,N) mask draw: too slow on CPU
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+def _time_index(n_streams: int, length: int) -> torch.Tensor:
+    """Time position of each element of a stream-major flattened (stream, time) sequence."""
+    return torch.arange(n_streams * length) % length
+
+
+class LookaheadEncoder(nn.Module):
+    """Banded-attention encoder over ``n_streams`` × W positions (look-ahead of Σ bands)."""
+
+    def __init__(self, n_streams: int, window: int, width: int, n_heads: int, bands: list[int], dropout: float):
+        super().__init__()
+        self.n_streams, self.window = n_streams, window
+        self.pos_emb = nn.Parameter(torch.zeros(window, width))
+        self.stream_emb = nn.Parameter(torch.zeros(n_streams, width))
+        self.blocks = nn.ModuleList(Block(width, n_heads, dropout) for _ in bands)
+        self.ln = nn.LayerNorm(width)
+        t = _time_index(n_streams, window)
+        dist = (t[:, None] - t[None, :]).abs()
+        for i, band in enumerate(bands):
+            self.register_buffer(f"mask{i}", dist <= band, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_streams, W, D) -> (B, n_streams, W, D)."""
+        b, s, w, d = x.shape
+        h = (x + self.pos_emb[None, None] + self.stream_emb[None, :, None]).reshape(b, s * w, d)
+        for i, block in enumerate(self.blocks):
+            h = block(h, getattr(self, f"mask{i}"))
+        return self.ln(h).view(b, s, w, d)
+
+
+class FollowerGPT(nn.Module):
+    """The follower GPT of a validated config (see module docstring)."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        validate_config(config)
+        self.config = dict(config)
+        d, heads, p = config["width"], config["n_heads"], float(config["dropout"])
+        self.history, self.lookahead = config["history"], config["lookahead"]
+        self.window = window_length(self.history, self.lookahead)
+        self.length = self.history + 1
+        self.codebook_sizes = [int(config["codebook_sizes"][s]) for s in FOLLOWER_STREAMS]
+        if config["music_dim"] != TOKEN_FRAMES * FRAME_FEATURES:
+            raise ValueError(f"GPT config: music_dim must be {TOKEN_FRAMES * FRAME_FEATURES} "
+                             f"({TOKEN_FRAMES} frames x {FRAME_FEATURES} features), got {config['music_dim']}")
+        # Per-feature normalisation of the raw 54-d music, set from the training data
+        # (:meth:`set_music_normalisation`) and saved with the weights.
+        self.register_buffer("music_mean", torch.zeros(FRAME_FEATURES))
+        self.register_buffer("music_std", torch.ones(FRAME_FEATURES))
+
+        bands = encoder_bands(self.lookahead, config["enc_layers"])
+        self.music_in = nn.Linear(config["music_dim"], d)
+        self.music_encoder = LookaheadEncoder(1, self.window, d, heads, bands, p)
+        # The leader shares the follower's codebooks (same tokenizer, pose streams only).
+        self.leader_emb = nn.ModuleList(nn.Embedding(k + 1, d) for k in self.codebook_sizes[:len(LEADER_STREAMS)])
+        self.leader_encoder = LookaheadEncoder(len(LEADER_STREAMS), self.window, d, heads, bands, p)
+
+        self.follower_emb = nn.ModuleList(nn.Embedding(k + 1, d) for k in self.codebook_sizes)
+        self.start_emb = nn.Parameter(torch.zeros(len(FOLLOWER_STREAMS), d))
+        self.pos_emb = nn.Parameter(torch.zeros(self.length, d))
+        self.stream_emb = nn.Parameter(torch.zeros(N_STREAMS, d))
+        self.drop = nn.Dropout(p)
+        self.blocks = nn.ModuleList(Block(d, heads, p) for _ in range(config["n_layers"]))
+        self.ln_f = nn.LayerNorm(d)
+        self.heads = nn.ModuleList(nn.Linear(d, k) for k in self.codebook_sizes)
+        t = _time_index(N_STREAMS, self.length)
+        self.register_buffer("mask", t[None, :] <= t[:, None], persistent=False)
+        self.apply(self._init_weights)
+        for prm in (self.start_emb, self.pos_emb, self.stream_emb,
+                    self.music_encoder.pos_emb, self.music_encoder.stream_emb,
+                    self.leader_encoder.pos_emb, self.leader_encoder.stream_emb):
+            nn.init.normal_(prm, std=0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    @torch.no_grad()
+    def set_music_normalisation(self, mean, std) -> None:
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(FRAME_FEATURES)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(FRAME_FEATURES)
+        self.music_mean.copy_(mean)
+        self.music_std.copy_(std.clamp_min(1e-4))
+
+    # -- input checks -------------------------------------------------------------------
+    def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor) -> None:
+        b = music.shape[0] if music.ndim == 3 else None
+        w, h = self.window, self.history
+        problems = []
+        if music.shape != (b, w, self.config["music_dim"]):
+            problems.append(f"music {tuple(music.shape)} != (B, {w}, {self.config['music_dim']})")
+        if leader.shape != (b, w, len(LEADER_STREAMS)):
+            problems.append(f"leader {tuple(leader.shape)} != (B, {w}, {len(LEADER_STREAMS)})")
+        if follower.shape != (b, h, len(FOLLOWER_STREAMS)):
+            problems.append(f"follower {tuple(follower.shape)} != (B, {h}, {len(FOLLOWER_STREAMS)})")
+        if problems:
+            raise ValueError(f"FollowerGPT (history {h}, lookahead {self.lookahead}, window {w}) got wrong "
+                             "input shapes: " + "; ".join(problems))
+        if not torch.isfinite(music).all():
+            raise ValueError("FollowerGPT: music features contain NaN or inf")
+        for name, ids, sizes in (("leader", leader, self.codebook_sizes[:len(LEADER_STREAMS)]),
+                                 ("follower", follower, self.codebook_sizes)):
+            k = torch.tensor(sizes, device=ids.device)
+            if ids.numel() and ((ids < 0) | (ids > k)).any():
+                raise ValueError(f"FollowerGPT: {name} token ids must lie in [0, K] per stream (K = {sizes}, pad = K)")
+
+    # -- forward pieces -------------------------------------------------------------------
+    def embed(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor) -> torch.Tensor:
+        """Encoders + input embeddings -> the main transformer's input (B, S·L, D), stream-major."""
+        self.check_inputs(music, leader, follower)
+        b, w, _ = music.shape
+        frames = music.view(b, w, TOKEN_FRAMES, FRAME_FEATURES)
+        frames = (frames - self.music_mean) / self.music_std
+        m = self.music_encoder(self.music_in(frames.reshape(b, w, -1))[:, None])
+        lead = torch.stack([emb(leader[..., i]) for i, emb in enumerate(self.leader_emb)], dim=1)
+        lead = self.leader_encoder(lead)
+        fol = torch.stack([emb(follower[..., i]) for i, emb in enumerate(self.follower_emb)], dim=1)
+        start = self.start_emb[None, :, None].expand(b, -1, 1, -1)
+        fol = torch.cat([start, fol], dim=2)  # shifted right: position p holds token p-1
+        L = self.length
+        x = torch.cat([m[:, :, :L], lead[:, :, :L], fol], dim=1)
+        x = x + self.pos_emb[None, None] + self.stream_emb[None, :, None]
+        return self.drop(x.reshape(b, N_STREAMS * L, -1))
+
+    def run_blocks(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Blocks ``start`` … ``stop``−1 on a (B, S·L, D) hidden state."""
+        for block in self.blocks[start:stop]:
+            x = block(x, self.mask)
+        return x
+
+    def state(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
+              n_blocks: int) -> torch.Tensor:
+        """Embeddings + the first ``n_blocks`` blocks (the RL "state network")."""
+        return self.run_blocks(self.embed(music, leader, follower), 0, n_blocks)
+
+    def head(self, x: torch.Tensor, start_block: int, last_only: bool = False) -> list[torch.Tensor]:
+        """Blocks from ``start_block`` on + final LayerNorm + the 5 heads.
+
+        Returns one tensor per follower stream: (B, L, K_s), or (B, K_s) for the decision
+        position H only when ``last_only``.
+        """
+        x = self.ln_f(self.run_blocks(x, start_block))
+        b, L = x.shape[0], self.length
+        fol = x.view(b, N_STREAMS, L, -1)[:, N_COND_STREAMS:]
+        if last_only:
+            fol = fol[:, :, -1]
+        return [head(fol[:, i]) for i, head in enumerate(self.heads)]
+
+    def forward(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
+                last_only: bool = False) -> list[torch.Tensor]:
+        """Logits per follower stream: (B, L, K_s) over window positions 0 … H (times t−H … t)."""
+        return self.head(self.embed(music, leader, follower), 0, last_only=last_only)
+
+    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Σ_s mean CE_s over targets (B, L, 5); entries < 0 (outside the clip) are ignored."""
+        per_stream = [F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets[..., i].reshape(-1), ignore_index=-100)
+                      for i, lg in enumerate(logits)]
+        return torch.stack(per_stream).sum(), per_stream

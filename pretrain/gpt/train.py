@@ -1,0 +1,202 @@
+"""Training loop of the follower GPT: teacher forcing on env-shaped windows, resumable.
+
+Loss: Σ_s CE_s over the 5 follower streams (Duolando), each CE the mean over the window
+positions t−H … t that lie inside the clip. Optimiser: AdamW (weight decay on matrices only),
+linear warm-up then cosine decay to 10 % of ``lr`` over the run's total steps, gradient-norm
+clipping.
+
+Reproducibility: the batch and the dropout masks of step k are drawn from generators seeded
+by ``(seed, k)``, so a run resumed from a checkpoint at step k continues exactly as the
+uninterrupted run would (on CPU), with nothing but the step to restore besides the weights and
+the AdamW moments.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pretrain import checkpoint
+
+from .config import with_codebook_sizes
+from .data import WindowSampler
+from .model import FRAME_FEATURES, FollowerGPT
+from .policy import CHECKPOINT_STEM
+
+OPTIM_PREFIX = "optim/"
+
+
+def build_optimizer(model: FollowerGPT, train_cfg: dict) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
+    groups = [{"params": decay, "weight_decay": float(train_cfg["weight_decay"])},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=float(train_cfg["lr"]), betas=(0.9, 0.95))
+
+
+def lr_at(step: int, train_cfg: dict, total_steps: int) -> float:
+    """Linear warm-up for ``warmup_steps``, then cosine from ``lr`` down to 0.1·``lr`` at ``total_steps``."""
+    lr, warm = float(train_cfg["lr"]), int(train_cfg["warmup_steps"])
+    if step < warm:
+        return lr * (step + 1) / warm
+    frac = min(1.0, (step - warm) / max(1, total_steps - warm))
+    return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for name, value in st.items():
+            out[f"{OPTIM_PREFIX}{idx}/{name}"] = torch.as_tensor(value).clone()
+    return out
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(OPTIM_PREFIX):
+            idx, name = key[len(OPTIM_PREFIX):].split("/", 1)
+            state.setdefault(int(idx), {})[name] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def music_statistics(clips: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std of the 54-d music over all training frames."""
+    frames = np.concatenate([np.asarray(c["music"], np.float32).reshape(-1, FRAME_FEATURES) for c in clips])
+    return frames.mean(0), frames.std(0)
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % (2 ** 63)
+
+
+def save_training_checkpoint(out_dir: Path, model: FollowerGPT, opt: torch.optim.Optimizer, config: dict,
+                             state: dict) -> None:
+    tensors = {**model.state_dict(), **optimizer_tensors(opt)}
+    checkpoint.save(out_dir, CHECKPOINT_STEM, tensors, config, state)
+
+
+def export_weights(src: str | os.PathLike, dst: str | os.PathLike, extra_state: dict | None = None) -> Path:
+    """Copy a training checkpoint without its optimiser tensors (the shipped form)."""
+    tensors, config, state = checkpoint.load(src, CHECKPOINT_STEM)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)}
+    return checkpoint.save(dst, CHECKPOINT_STEM, weights, config, {**state, **(extra_state or {})})
+
+
+def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int], out_dir: str | os.PathLike,
+          steps: int | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
+          device: str = "cpu", progress: bool = True, extra_state: dict | None = None,
+          on_step: Callable[[int, float], None] | None = None, max_minutes: float | None = None) -> dict:
+    """Train (or resume) a FollowerGPT on token clips; returns the final checkpoint state.
+
+    ``out_dir`` receives ``gpt.safetensors`` / ``gpt.json`` every ``train.checkpoint_every``
+    steps and at the end (weights + AdamW moments + step). ``resume`` continues from the
+    checkpoint in ``out_dir`` (refusing one whose config differs); without it an existing
+    checkpoint is an error unless ``overwrite``. ``on_step(step, loss)`` is called after
+    every optimiser step (tests use it to simulate a kill). ``max_minutes`` stops early (with a
+    checkpoint, resumable) once this run has used that much wall time.
+    """
+    out_dir = Path(out_dir)
+    config = with_codebook_sizes(config, codebook_sizes)
+    tcfg = config["train"]
+    total = int(steps if steps is not None else tcfg["steps"])
+    dev = checkpoint.resolve_device(device)
+    have_ckpt = (out_dir / f"{CHECKPOINT_STEM}.json").exists()
+    if have_ckpt and not resume and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a GPT checkpoint: pass --resume to continue it, "
+                              "or --overwrite / another --out to start afresh")
+
+    torch.manual_seed(seed)
+    model = FollowerGPT(config).to(dev)
+    opt = build_optimizer(model, tcfg)
+    step, history, ema = 0, [], None
+    if resume and have_ckpt:
+        tensors, found, state = checkpoint.load(out_dir, CHECKPOINT_STEM, device="cpu")
+        checkpoint.check_config(config, found, where=str(out_dir))
+        checkpoint.load_state_dict_strict(model, {k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)},
+                                          where=str(out_dir))
+        restore_optimizer(opt, {k: v.to(dev) for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)})
+        step, history = int(state.get("step", 0)), list(state.get("loss_history", []))
+        ema = state.get("loss")
+        if int(state.get("seed", seed)) != seed:
+            raise checkpoint.CheckpointError(f"checkpoint {out_dir} was trained with seed {state.get('seed')}, "
+                                             f"asked to resume with seed {seed}")
+    else:
+        mean, std = music_statistics(train_clips)
+        model.set_music_normalisation(mean, std)
+
+    sampler = WindowSampler(train_clips, codebook_sizes, config["history"], config["lookahead"])
+    elapsed0 = float(history[-1]["elapsed_s"]) if history else 0.0
+    t0 = time.perf_counter()
+
+    def state_now(loss: float | None) -> dict:
+        return {"step": step, "seed": seed, "total_steps": total, "loss": loss, "loss_history": history,
+                "train_windows": sampler.n_steps, **(extra_state or {})}
+
+    bar = tqdm(total=total, initial=step, desc="gpt train", disable=not progress, dynamic_ncols=True)
+    model.train()
+    while step < total:
+        rng = np.random.default_rng(_step_seed(seed, step))
+        torch.manual_seed(_step_seed(seed, step))
+        batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
+                               float(tcfg["episode_fraction"]))
+        music = torch.from_numpy(batch["music"]).to(dev)
+        leader = torch.from_numpy(batch["leader"]).to(dev)
+        follower = torch.from_numpy(batch["follower"]).to(dev)
+        targets = torch.from_numpy(batch["targets"]).to(dev)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tcfg, total)
+        loss, _ = model.loss(model(music, leader, follower), targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"GPT training loss became {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
+        opt.step()
+        step += 1
+        value = float(loss.item())
+        ema = value if ema is None else 0.95 * ema + 0.05 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{ema:.3f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+        out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes
+        if step % int(tcfg["checkpoint_every"]) == 0 or step == total or out_of_time:
+            history.append({"step": step, "loss_ema": ema, "elapsed_s": elapsed0 + time.perf_counter() - t0})
+            save_training_checkpoint(out_dir, model, opt, config, state_now(ema))
+        if on_step is not None:
+            on_step(step, value)
+        if out_of_time:
+            print(f"stopping at step {step}/{total}: --max-minutes {max_minutes} reached (resume with --resume)")
+            break
+    bar.close()
+    if not have_ckpt and total == 0:
+        save_training_checkpoint(out_dir, model, opt, config, state_now(None))
+    model.eval()
+    return state_now(ema)
+
+
+def main(args) -> dict:
+    """``python -m pretrain.gpt`` (see __main__.py for the arguments)."""
+    from .config import load_config
+    from .data import load_split_tokens
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(args.config)
+    from duet_env.paths import cache_dir
+
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else cache_dir() / "gpt-tokens"
+    clips, sizes = load_split_tokens(args.data, "train", args.tokenizer, cache_folder=cache, progress=not args.quiet)
+    state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
+                  overwrite=args.overwrite, device=args.device, progress=not args.quiet, max_minutes=args.max_minutes,
+                  extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)})
+    print(f"trained {state['step']} steps, loss {state['loss']:.4f}; checkpoint in {out}")
+    return state

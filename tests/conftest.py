@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny SynthDuet dataset and a tiny untrained tokenizer checkpoint, made
+once per test session in a temporary folder (never in the repo or the user's cache)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    """A private DUET_CACHE_DIR for the whole session (music features, token caches)."""
+    path = tmp_path_factory.mktemp("duet_cache")
+    old = os.environ.get("DUET_CACHE_DIR")
+    os.environ["DUET_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("DUET_CACHE_DIR", None)
+    else:
+        os.environ["DUET_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory, session_cache):
+    """A ~2-minute SynthDuet dataset in DD100 layout (train and test clips of every genre)."""
+    from duet_env.data import synth
+
+    root = tmp_path_factory.mktemp("synth_tiny")
+    synth.generate(root, seed=0, minutes=2.0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """Folder of an untrained tiny tokenizer checkpoint (shapes and plumbing, not quality)."""
+    from duet_env.tokenizer import Tokenizer
+
+    folder = tmp_path_factory.mktemp("tok_tiny")
+    Tokenizer.from_config("tiny", seed=0).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def env_kwargs(tiny_synth, tiny_tokenizer):
+    """gym.make kwargs of a small, fast DuetAccompany env on the tiny data."""
+    return {"data": str(tiny_synth), "tokenizer": str(tiny_tokenizer), "episode_tokens": 12,
+            "history_tokens": 4, "lookahead_tokens": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt(tmp_path_factory, tiny_tokenizer):
+    """Folder of an untrained tiny follower GPT matching the tiny tokenizer's codebooks."""
+    import torch
+
+    from duet_env.tokenizer import Tokenizer
+    from pretrain import checkpoint
+    from pretrain.gpt.config import load_config, with_codebook_sizes
+    from pretrain.gpt.model import FollowerGPT
+
+    cfg = with_codebook_sizes(load_config("tiny"), Tokenizer.load(str(tiny_tokenizer)).codebook_sizes)
+    torch.manual_seed(0)
+    model = FollowerGPT(cfg)
+    folder = tmp_path_factory.mktemp("gpt_tiny")
+    checkpoint.save(folder, "gpt", model.state_dict(), cfg)
+    return folder
