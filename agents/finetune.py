@@ -508,10 +508,10 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     reference = ReferenceStats.from_duets([(c.follower.joints, c.leader.joints, c.beat_frames) for c in train_clips])
     core = DuetCore(bank, tok, cfg.num_envs, model.history, model.lookahead, cfg.episode_tokens,
                     make_reward(cfg.reward), device)
+    torch.manual_seed(cfg.seed)  # before the critic is initialised
     learner = Learner(model, cfg, device)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     memory = EpisodeMemory() if cfg.algo == "offpolicy" else None
     state = {"round": 0, "curve": []}
 
