@@ -76,8 +76,8 @@ class FinetuneConfig:
     data: str = "synth"            # "synth" or a DD100-layout folder
     policy: str = "default"        # pretrained GPT: shipped name or checkpoint folder
     tokenizer: str = "default"
-    steps: int = 24576             # environment steps (tokens generated) for training
-    num_envs: int = 32             # episodes per round
+    steps: int = 8192              # environment steps (tokens generated) for training
+    num_envs: int = 16             # episodes per round
     episode_tokens: int = 32       # tokens per episode (≈ 4.3 s)
     lr: float = 1e-4
     critic_lr: float = 1e-3
@@ -85,13 +85,15 @@ class FinetuneConfig:
     temperature: float = 1.0       # sampling temperature of the rollouts
     top_k: int = 0                 # 0 = no top-k restriction
     ood_share: float = 0.25        # offpolicy: episodes with another clip's music
-    replay_ratio: int = 2          # offpolicy: replayed episodes per current episode
+    replay_ratio: int = 1          # offpolicy: replayed episodes per current episode
     rho_clip: float = 1.0          # offpolicy td: importance-weight clip ρ̄
-    actor_iters: int = 2
-    critic_iters: int = 2
+    epochs: int = 1                # passes over a round's batch
+    actor_iters: int = 1           # actor steps per minibatch
+    critic_iters: int = 1          # critic steps per minibatch (after the actor's)
     minibatch: int = 16            # episodes per gradient step
     grad_clip: float = 1.0
     eval_clips: int = 0            # test clips scored before/after (0 = all)
+    eval_tokens: int = 192         # tokens scored per test clip (≈ 25.6 s; 0 = whole clips)
     seed: int = 0
     device: str = "auto"
     threads: int = 2
@@ -345,29 +347,24 @@ def _batch_tensors(learner: Learner, core: DuetCore, ep: dict):
 
 def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng: np.random.Generator,
            off_policy: bool) -> dict[str, float]:
-    """Alternating actor and critic iterations over minibatches of the episodes ``ep``."""
+    """``cfg.epochs`` passes over minibatches of the episodes ``ep``; on each minibatch the frozen
+    state is computed once, then ``actor_iters`` actor steps alternate with ``critic_iters``
+    critic steps (the actor's TD errors use the critic as it stands before its own steps)."""
     n, e = ep["actions"].shape[:2]
     stats = {"actor_loss": [], "critic_loss": [], "kl": [], "rho": []}
-    for phase, iters in (("actor", cfg.actor_iters), ("critic", cfg.critic_iters)):
-        for _ in range(iters):
-            order = rng.permutation(n)
-            for lo in range(0, n, cfg.minibatch):
-                idx = order[lo:lo + cfg.minibatch]
-                mb = {k: v[idx] for k, v in ep.items()}
-                music, leader, follower, actions, rewards, logp_mu = _batch_tensors(learner, core, mb)
-                m = len(idx)
-                state = learner.state(music, leader, follower)
-                if phase == "critic":
-                    loss = critic_loss(learner.critic(state).view(m, e), rewards)
-                    learner.copt.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(learner.critic.parameters(), cfg.grad_clip)
-                    learner.copt.step()
-                    stats["critic_loss"].append(loss.item())
-                    continue
+    for _ in range(cfg.epochs):
+        order = rng.permutation(n)
+        for lo in range(0, n, cfg.minibatch):
+            idx = order[lo:lo + cfg.minibatch]
+            mb = {k: v[idx] for k, v in ep.items()}
+            music, leader, follower, actions, rewards, logp_mu = _batch_tensors(learner, core, mb)
+            m = len(idx)
+            state = learner.state(music, leader, follower)
+            ref = learner.ref_logits(state)
+            for _ in range(cfg.actor_iters):
                 logits = learner.logits(state)
                 logp = log_prob_taken(logits, actions)
-                kl = kl_to_reference(logits, learner.ref_logits(state))
+                kl = kl_to_reference(logits, ref)
                 if off_policy and cfg.objective == "target":
                     pg = reward_target_loss(logits, actions, rewards)
                 else:
@@ -386,6 +383,13 @@ def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng:
                 learner.opt.step()
                 stats["actor_loss"].append(pg.item())
                 stats["kl"].append(kl.item())
+            for _ in range(cfg.critic_iters):
+                loss = critic_loss(learner.critic(state).view(m, e), rewards)
+                learner.copt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(learner.critic.parameters(), cfg.grad_clip)
+                learner.copt.step()
+                stats["critic_loss"].append(loss.item())
     return {k: float(np.mean(v)) for k, v in stats.items() if v}
 
 
@@ -502,6 +506,8 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     test_clips = load_split(root, "test", progress=False)
     if cfg.eval_clips:
         test_clips = test_clips[:cfg.eval_clips]
+    if cfg.eval_tokens:
+        test_clips = [c.slice(0, cfg.eval_tokens * TOKEN_FRAMES) for c in test_clips]
     bank = episode_clips(train_clips, tok, cache_key=f"{Path(root).resolve()}::train")
     if max(c.num_tokens for c in bank) < cfg.episode_tokens:
         raise SystemExit(f"no training clip has {cfg.episode_tokens} tokens; lower --episode-tokens")
@@ -594,6 +600,7 @@ def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--kl-coef", type=float, default=d.kl_coef)
     ap.add_argument("--eval-clips", type=int, default=d.eval_clips)
+    ap.add_argument("--eval-tokens", type=int, default=d.eval_tokens)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--device", default=d.device)
     ap.add_argument("--threads", type=int, default=d.threads)
@@ -605,7 +612,7 @@ def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
         reward = json.loads(reward)
     cfg = FinetuneConfig(algo=a.algo, objective=a.objective, reward=reward, data=a.data, policy=a.policy,
                          tokenizer=a.tokenizer, steps=a.steps, num_envs=a.num_envs, episode_tokens=a.episode_tokens,
-                         lr=a.lr, kl_coef=a.kl_coef, eval_clips=a.eval_clips, seed=a.seed, device=a.device,
+                         lr=a.lr, kl_coef=a.kl_coef, eval_clips=a.eval_clips, eval_tokens=a.eval_tokens, seed=a.seed, device=a.device,
                          threads=a.threads)
     return cfg, Path(a.out), a.resume
 
