@@ -599,6 +599,8 @@ def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
     ap.add_argument("--episode-tokens", type=int, default=d.episode_tokens)
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--kl-coef", type=float, default=d.kl_coef)
+    ap.add_argument("--temperature", type=float, default=d.temperature, help="rollout sampling temperature")
+    ap.add_argument("--top-k", type=int, default=d.top_k, help="rollout top-k (0 = none)")
     ap.add_argument("--eval-clips", type=int, default=d.eval_clips)
     ap.add_argument("--eval-tokens", type=int, default=d.eval_tokens)
     ap.add_argument("--seed", type=int, default=d.seed)
@@ -612,7 +614,7 @@ def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
         reward = json.loads(reward)
     cfg = FinetuneConfig(algo=a.algo, objective=a.objective, reward=reward, data=a.data, policy=a.policy,
                          tokenizer=a.tokenizer, steps=a.steps, num_envs=a.num_envs, episode_tokens=a.episode_tokens,
-                         lr=a.lr, kl_coef=a.kl_coef, eval_clips=a.eval_clips, eval_tokens=a.eval_tokens, seed=a.seed, device=a.device,
+                         lr=a.lr, kl_coef=a.kl_coef, temperature=a.temperature, top_k=a.top_k, eval_clips=a.eval_clips, eval_tokens=a.eval_tokens, seed=a.seed, device=a.device,
                          threads=a.threads)
     return cfg, Path(a.out), a.resume
 

@@ -93,7 +93,8 @@ def decoder_time(reps: int = 500) -> float:
     rng = np.random.default_rng(0)
     nvec = np.array([tok.codebook_sizes[s] for s in ("up", "down", "lhand", "rhand", "transl")])
     toks = [torch.from_numpy(rng.integers(0, nvec)[None]) for _ in range(reps)]
-    leader = [torch.from_numpy(c.leader_joints[4 * i:4 * i + 4][None].copy()) for i in range(reps)]
+    leader = [torch.from_numpy(c.leader_joints[4 * j:4 * j + 4][None].copy())
+              for j in (i % c.num_tokens for i in range(reps))]
     dec.step(toks[0], leader[0])
     t0 = time.perf_counter()
     for i in range(reps):
