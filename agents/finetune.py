@@ -79,10 +79,10 @@ class FinetuneConfig:
     steps: int = 8192              # environment steps (tokens generated) for training
     num_envs: int = 16             # episodes per round
     episode_tokens: int = 32       # tokens per episode (≈ 4.3 s)
-    lr: float = 1e-4
+    lr: float = 5e-5
     critic_lr: float = 1e-3
-    kl_coef: float = 0.05
-    temperature: float = 1.0       # sampling temperature of the rollouts
+    kl_coef: float = 1.0           # KL(π_ref ‖ π) weight; without it FID_k drifts (see module doc)
+    temperature: float = 0.7       # sampling temperature of the rollouts (greedy is evaluated)
     top_k: int = 0                 # 0 = no top-k restriction
     ood_share: float = 0.25        # offpolicy: episodes with another clip's music
     replay_ratio: int = 1          # offpolicy: replayed episodes per current episode
