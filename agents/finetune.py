@@ -34,7 +34,10 @@ Objective, ``--objective``:
 
 Both add ``kl_coef`` · KL(π_ref ‖ π) to the pretrained policy on the batch's states (a
 departure from both papers, which had none): it keeps the motion close to the data the
-tokenizer and GPT learned, so FID does not drift while the reward rises. TD errors are divided
+tokenizer and GPT learned, so FID does not drift while the reward rises. Measured on SynthDuet
+(seed 0, default reward): with a weight of 0.05 the off-policy run raised the reward but FID_k
+went from 77 to 289 — the beat term (Bailando++ eq. 21) can be satisfied by jittery motion,
+whose many small speed minima count as dance beats; with 1.0 FID_k stayed at 73. TD errors are divided
 by their batch standard deviation before weighting the actor (scale-free learning rates).
 Dropout is off throughout (the policy is in eval mode), so runs are deterministic on CPU.
 
