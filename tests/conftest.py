@@ -3,8 +3,17 @@ once per test session in a temporary folder (never in the repo or the user's cac
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
+
+# librosa jit-compiles with numba's on-disk cache inside site-packages; two pytest-xdist
+# workers compiling the same function at once on a fresh install corrupt that cache and
+# segfault. Give each worker its own cache folder (read by numba at import, so set it here,
+# before any test module imports librosa).
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"duet-numba-{os.getuid()}-{_worker}")
 
 
 @pytest.fixture(scope="session")
