@@ -141,6 +141,9 @@ def test_a_reward_for_one_token_raises_its_probability(tmp_path, tiny_run_parts,
 
     @rewards.register("pays_up_token_3", range=(0.0, 1.0))
     def pays(ctx):
+        # the registry is global: other tests may call this term on contexts without tokens
+        if ctx.follower_tokens is None:
+            return np.zeros(ctx.batch_size, np.float32)
         return (ctx.follower_tokens[:, 0] == target).astype(np.float32)
 
     cfg = _cfg(tiny_synth, tiny_tokenizer, tiny_gpt, algo=algo, reward="pays_up_token_3", steps=4 * 6 * 12,
