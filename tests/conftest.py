@@ -16,6 +16,17 @@ if _worker and "NUMBA_CACHE_DIR" not in os.environ:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"duet-numba-{os.getuid()}-{_worker}")
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine run far faster on one torch thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory):
     """A private DUET_CACHE_DIR for the whole session (music features, token caches)."""

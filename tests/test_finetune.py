@@ -3,7 +3,6 @@ semantics, observation rebuilding, resume, and that a reward for one token raise
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -18,13 +18,6 @@ SIZES = {"up": 7, "down": 6, "lhand": 5, "rhand": 5, "transl": 4}
 K = [SIZES[s] for s in FOLLOWER_STREAMS]
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def tiny_config(**train) -> dict:
     cfg = load_config("tiny")

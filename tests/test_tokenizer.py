@@ -5,20 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from duet_env import motion
 from duet_env.tokenizer import Tokenizer
 from pretrain import checkpoint
 from pretrain.vqvae.config import STREAMS, checkpoint_stem, load_config, stream_config
 from tests.motion_fixtures import random_clip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny convolutions on a shared 2-core machine run far faster on one thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def yaw(angle: float) -> np.ndarray:

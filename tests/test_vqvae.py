@@ -17,15 +17,6 @@ from pretrain.vqvae.train import train_stream
 from tests.motion_fixtures import random_clip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny convolutions on a shared 2-core machine run far faster on one thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_ema_update_known_answer():
     q = EMAQuantizer(2, 2, decay=0.99, eps=0.0)
     q.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
