@@ -49,6 +49,7 @@ class EpisodeClip:
 
 
 def _tokenizer_id(tokenizer) -> str:
+    """Identity of the tokenizer's weights (falls back to codebook sizes for duck-typed stand-ins)."""
     return getattr(tokenizer, "fingerprint", None) or repr(sorted(tokenizer.codebook_sizes.items()))
 
 

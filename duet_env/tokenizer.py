@@ -113,6 +113,21 @@ class Tokenizer:
             weights = {k: v.float() if v.is_floating_point() else v for k, v in self.models[s].state_dict().items()}
             checkpoint.save(folder, checkpoint_stem(s), weights, self.configs[s])
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-1 of every model's weights: keys caches of encoded tokens (so a retrained
+        tokenizer with the same codebook sizes never reuses stale tokens)."""
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+
+            h = hashlib.sha1()
+            for s in STREAMS:
+                for k, v in sorted(self.models[s].state_dict().items()):
+                    h.update(k.encode())
+                    h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
     def streaming_decoder(self, batch_size: int) -> "StreamingDecoder":
         return StreamingDecoder(self, batch_size)
 

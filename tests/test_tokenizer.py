@@ -141,3 +141,11 @@ def test_shipped_default_loads():
         pytest.skip("no shipped default tokenizer yet")
     assert set(tk.codebook_sizes) == {"up", "down", "lhand", "rhand", "transl"}
     assert all(k >= 16 for k in tk.codebook_sizes.values())
+
+
+def test_fingerprint_follows_the_weights():
+    a = Tokenizer.from_config("tiny", seed=0)
+    b = Tokenizer.from_config("tiny", seed=0)
+    c = Tokenizer.from_config("tiny", seed=1)
+    assert a.fingerprint == b.fingerprint
+    assert a.codebook_sizes == c.codebook_sizes and a.fingerprint != c.fingerprint
