@@ -117,7 +117,7 @@ def policy_followers(policy: str, clips: list[Clip], seed: int) -> FollowerSet:
                          f"imported yet ({exc}); use --policy gt or --motion DIR") from exc
     try:
         generated = generate_followers(policy, clips, seed=seed)
-    except (FileNotFoundError, ValueError) as exc:  # e.g. pretrain.checkpoint.CheckpointError
+    except (FileNotFoundError, ValueError) as exc:  # e.g. duet_env.checkpoint.CheckpointError
         raise SystemExit(f"--policy {policy}: cannot generate followers: {exc}") from exc
     joints, poses, transl = [], [], []
     for item in generated:

@@ -431,7 +431,7 @@ def save_run(out: Path, learner: Learner, cfg: FinetuneConfig, state: dict, memo
     """Memory first, then optimiser, then the checkpoint JSON last: the JSON names the round
     that everything on disk is consistent with."""
     from duet_env.atomic import atomic_write
-    from pretrain import checkpoint
+    from duet_env import checkpoint
 
     if memory is not None:
         memory.save(out / "memory.npz")
@@ -441,7 +441,7 @@ def save_run(out: Path, learner: Learner, cfg: FinetuneConfig, state: dict, memo
 
 
 def export_policy(out: Path, model) -> None:
-    from pretrain import checkpoint
+    from duet_env import checkpoint
 
     checkpoint.save(out / "policy", "gpt", model.state_dict(), model.config, {"finetuned": True})
 
@@ -484,7 +484,7 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     from duet_env.episodes import episode_clips
     from duet_env.metrics import ReferenceStats
     from duet_env.tokenizer import Tokenizer
-    from pretrain import checkpoint
+    from duet_env import checkpoint
     from pretrain.gpt.policy import load_model
     from rewards import make_reward
 

@@ -1,7 +1,7 @@
 """Training windows for the tokenizer's VQ-VAEs, cut from duet clips.
 
 Every train clip gives two pose *tracks* — the leader's and the follower's motion, both in the
-leader's heading frame (pretrain.vqvae.features) — and one relative-translation track. A batch
+leader's heading frame (duet_env.tokenizer.features) — and one relative-translation track. A batch
 is ``batch`` random crops of ``window`` frames, drawn uniformly over all valid crop starts (so
 longer clips are sampled proportionally more), from a seeded ``numpy.random.Generator``.
 """
@@ -15,7 +15,7 @@ import torch
 
 from duet_env import motion
 from duet_env.data.clip import Clip
-from pretrain.vqvae import features
+from duet_env.tokenizer import features
 
 
 def load_clips(data: str | os.PathLike, split: str, progress: bool = True) -> list[Clip]:

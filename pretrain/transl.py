@@ -1,7 +1,7 @@
 """``python -m pretrain.transl``: train the relative-translation VQ-VAE of the tokenizer.
 
 Same options as ``python -m pretrain.vqvae`` (``--data --config --device --out --resume --steps
---seed``); the model (pretrain.vqvae.model.StreamVQVAE without a rotation decoder) learns the
+--seed``); the model (duet_env.tokenizer.model.StreamVQVAE without a rotation decoder) learns the
 follower-minus-leader pelvis offset in the leader's heading frame (duet_env.motion.relative_translation).
 """
 from __future__ import annotations

@@ -73,7 +73,7 @@ def tiny_gpt(tmp_path_factory, tiny_tokenizer):
     import torch
 
     from duet_env.tokenizer import Tokenizer
-    from pretrain import checkpoint
+    from duet_env import checkpoint
     from pretrain.gpt.config import load_config, with_codebook_sizes
     from pretrain.gpt.model import FollowerGPT
 

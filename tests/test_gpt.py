@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from duet_env.tokens import FOLLOWER_STREAMS, window_length
-from pretrain import checkpoint
+from duet_env import checkpoint
 from pretrain.gpt import FollowerGPT, FollowerPolicy, encoder_bands, load_config, with_codebook_sizes
 from pretrain.gpt.data import IGNORE, WindowSampler, music_per_token, observation
 from pretrain.gpt.evaluate import evaluate_tokens

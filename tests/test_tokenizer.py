@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from duet_env.tokenizer import Tokenizer
-from pretrain import checkpoint
-from pretrain.vqvae.config import STREAMS, checkpoint_stem, load_config, stream_config
+from duet_env import checkpoint
+from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config, stream_config
 from tests.motion_fixtures import random_clip
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from pretrain import checkpoint
+from duet_env import checkpoint
 from pretrain.motion_data import MotionWindows
-from pretrain.vqvae import features
-from pretrain.vqvae.config import load_config
-from pretrain.vqvae.model import CausalDecoder, FusedDecoder
-from pretrain.vqvae.quantizer import EMAQuantizer
+from duet_env.tokenizer import features
+from duet_env.tokenizer.config import load_config
+from duet_env.tokenizer.model import CausalDecoder, FusedDecoder
+from duet_env.tokenizer.quantizer import EMAQuantizer
 from pretrain.vqvae.train import train_stream
 from tests.motion_fixtures import random_clip
 

@@ -2,7 +2,7 @@
 
     python -m pretrain.gpt --data synth --config small --tokenizer default --out runs/gpt [--resume]
     python -m pretrain.gpt evaluate --checkpoint runs/gpt --tokenizer default --data synth --split test --json OUT
-    python -m pretrain.gpt export --checkpoint runs/gpt --out pretrain/checkpoints/default
+    python -m pretrain.gpt export --checkpoint runs/gpt --out duet_env/checkpoints/default
 """
 from __future__ import annotations
 

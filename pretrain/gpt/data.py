@@ -92,7 +92,7 @@ def tokenizer_fingerprint(tokenizer_name: str) -> str:
     Cheap and good enough to invalidate the token cache when a tokenizer is retrained in
     place (its files are rewritten).
     """
-    from pretrain.checkpoint import CheckpointError, resolve
+    from duet_env.checkpoint import CheckpointError, resolve
 
     try:
         folder = resolve(tokenizer_name)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from duet_env.paths import cache_dir
 from duet_env.tokens import FOLLOWER_STREAMS
-from pretrain import checkpoint
+from duet_env import checkpoint
 
 from .data import WindowSampler
 from .model import FollowerGPT

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, window_length
-from pretrain import checkpoint
+from duet_env import checkpoint
 
 from .model import FollowerGPT
 

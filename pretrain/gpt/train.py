@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pretrain import checkpoint
+from duet_env import checkpoint
 
 from .config import with_codebook_sizes
 from .data import WindowSampler

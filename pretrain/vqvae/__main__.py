@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from pretrain import checkpoint
-from . import features
-from .config import STREAMS, checkpoint_stem, load_config
+from duet_env import checkpoint
+from duet_env.tokenizer import features
+from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config
 
 
 def add_train_args(ap: argparse.ArgumentParser) -> None:

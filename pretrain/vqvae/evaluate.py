@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from duet_env import motion, skeleton
 from duet_env.data.clip import Clip
 from duet_env.tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
-from . import features
+from duet_env.tokenizer import features
 
 
 def geodesic_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:

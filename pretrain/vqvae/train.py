@@ -13,7 +13,7 @@ saw trap joints with constant rotations; under the squared loss that point is a 
 10 % of the base rate. Dead-code restart runs for the first ``restart_until`` share of the steps,
 so the decoders settle on the final codebook.
 
-Checkpoints (pretrain.checkpoint) hold the weights, Adam's tensors (``optim/…``), the torch RNG
+Checkpoints (duet_env.checkpoint) hold the weights, Adam's tensors (``optim/…``), the torch RNG
 (``rng/torch``) and, in JSON, the step and the numpy generator state: a killed run resumed with
 ``--resume`` continues exactly as an uninterrupted one (CPU).
 """
@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pretrain import checkpoint
+from duet_env import checkpoint
 from pretrain.motion_data import Batch, MotionWindows
-from . import features
-from .config import build_model, checkpoint_stem, stream_config
-from .model import StreamVQVAE
+from duet_env.tokenizer import features
+from duet_env.tokenizer.config import build_model, checkpoint_stem, stream_config
+from duet_env.tokenizer.model import StreamVQVAE
 
 TRAIN_KEYS = ("window", "batch", "lr", "commit", "vel", "acc", "rot", "root_vel", "restart_until", "warmup")
 

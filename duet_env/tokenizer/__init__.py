@@ -20,7 +20,7 @@ the follower GPT (training tokens) and the agents. Streams and frame convention:
   whole sequence (see tests/test_tokenizer.py).
 
 All nine decoders (positions and rotations of four parts, translation) are packed into one
-:class:`pretrain.vqvae.model.FusedDecoder` at load time, so a step is a few dozen small kernels.
+:class:`duet_env.tokenizer.model.FusedDecoder` at load time, so a step is a few dozen small kernels.
 Everything runs in eval mode under ``torch.no_grad``; numpy in gives numpy out.
 """
 from __future__ import annotations
@@ -30,14 +30,14 @@ import os
 import numpy as np
 import torch
 
-from pretrain import checkpoint
-from pretrain.vqvae import features
-from pretrain.vqvae.config import (STREAMS, TOKEN_STREAM, build_model, checkpoint_stem, load_config,
+from .. import checkpoint
+from . import features
+from .config import (STREAMS, TOKEN_STREAM, build_model, checkpoint_stem, load_config,
                                    stream_config)
-from pretrain.vqvae.model import FusedDecoder, StreamVQVAE
+from .model import FusedDecoder, StreamVQVAE
 
-from . import motion, skeleton
-from .tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
+from .. import motion, skeleton
+from ..tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
 
 # decoder groups of the fused decoder: (model, kind); input code stream of each group
 _GROUPS: tuple[tuple[str, str], ...] = tuple((p, "pos") for p in features.PARTS) + tuple(

@@ -1,9 +1,9 @@
-"""Named VQ-VAE configurations (pretrain/configs/*.json) and the per-stream model config.
+"""Named VQ-VAE configurations (duet_env/tokenizer/configs/*.json) and the per-stream model config.
 
 A config file holds ``{"name", "model": {...}, "train": {...}}``; ``model.codebook_size`` maps
 each stream (upper, lower, lhand, rhand, transl) to its codebook size K. A checkpoint stores the
 flat per-stream config of :func:`stream_config` (everything that fixes the weights' meaning), so a
-resume or a load with a different config is refused by ``pretrain.checkpoint.check_config``.
+resume or a load with a different config is refused by ``duet_env.checkpoint.check_config``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from . import features
 from .model import StreamVQVAE
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 STREAMS: tuple[str, ...] = features.PARTS + ("transl",)
 # token stream name (duet_env.tokens) of each model
 TOKEN_STREAM = {"upper": "up", "lower": "down", "lhand": "lhand", "rhand": "rhand", "transl": "transl"}

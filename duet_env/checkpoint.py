@@ -4,7 +4,7 @@ A checkpoint is a folder ``DIR/`` holding ``<stem>.safetensors`` (model weights,
 optimiser tensors under an ``optim/`` prefix when saved for resuming) and ``<stem>.json``
 (``{"config": ..., "state": ...}`` — the model config and JSON-serialisable training state
 such as step and RNG seeds). Loading by name looks in the package's shipped folder
-(``pretrain/checkpoints/<name>/``); anything else is a path.
+(``duet_env/checkpoints/<name>/``); anything else is a path.
 
 Both files are written to temporary names and renamed into place (``os.replace`` is
 atomic on POSIX), the JSON last, so a killed run leaves either the previous complete

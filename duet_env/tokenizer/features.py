@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from duet_env import motion, skeleton
+from .. import motion, skeleton
 
 PARTS: tuple[str, ...] = ("upper", "lower", "lhand", "rhand")  # stream order up, down, lhand, rhand
 HAND_SCALE = 10.0
