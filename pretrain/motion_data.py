@@ -32,7 +32,7 @@ def load_clips(data: str | os.PathLike, split: str, progress: bool = True) -> li
 @dataclass
 class Batch:
     x: torch.Tensor            # (B, W, C) encoder input / position target
-    rot: torch.Tensor | None   # (B, W, J, 3, 3) local rotation targets (root in the leader frame)
+    rot: torch.Tensor | None   # (B, W, 55, 3, 3) local rotations of all joints (root in the leader frame)
 
 
 def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -41,14 +41,14 @@ def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray 
     if stream == "transl":
         foll = torch.from_numpy(np.asarray(clip.follower.joints, np.float64))
         return [(features.transl_features(foll, lead, fwd).float().numpy(), None)]
-    joints = list(features.PART_JOINTS[stream])
     out = []
     for dancer in (clip.leader, clip.follower):
         j = torch.from_numpy(np.asarray(dancer.joints, np.float64))
         x = features.pose_features(j, fwd)[stream].float().numpy()
         rot = features.rotation_targets(torch.from_numpy(np.asarray(dancer.poses, np.float64)), fwd)
-        # store axis-angle (3 floats/joint, not 9); the batch converts back to matrices
-        aa = motion.matrix_to_axis_angle(rot[:, joints]).float().numpy()
+        # all 55 joints: the loss runs forward kinematics with the other parts held at the data
+        # (teacher forcing). Stored as axis-angle (3 floats/joint, not 9); the batch converts back.
+        aa = motion.matrix_to_axis_angle(rot).float().numpy()
         out.append((x, aa))
     return out
 

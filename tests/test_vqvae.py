@@ -11,7 +11,7 @@ from duet_env import checkpoint
 from pretrain.motion_data import MotionWindows
 from duet_env.tokenizer import features
 from duet_env.tokenizer.config import load_config
-from duet_env.tokenizer.model import CausalDecoder, FusedDecoder
+from duet_env.tokenizer.model import FusedDecoder, KeyframeDecoder, hermite_frames
 from duet_env.tokenizer.quantizer import EMAQuantizer
 from pretrain.vqvae.train import train_stream
 from tests.motion_fixtures import random_clip
@@ -70,22 +70,38 @@ def test_first_batch_initialises_codebook_from_data():
 
 def test_decoder_is_causal_and_fused_equals_separate():
     torch.manual_seed(0)
-    decs = [CausalDecoder(6, 12, out, 2, 3) for out in (5, 9, 3)]
+    decs = [KeyframeDecoder(6, 12, out, 2, 3, torch.randn(out)) for out in (5, 9, 3)]
+    for d in decs:  # trained-like output scale (the init shrinks the output conv)
+        d.conv_out.conv.weight.data.normal_()
     z = torch.randn(2, 6, 7)
     ref = decs[0](z)
     z2 = z.clone()
     z2[:, :, 4:] += 1.0  # change codes 4.. : frames < 16 must not change
     out2 = decs[0](z2)
-    assert ref.shape == (2, 5, 28)
-    assert torch.allclose(ref[..., :16], out2[..., :16], atol=1e-6)
-    assert (ref[..., 16:] - out2[..., 16:]).abs().max() > 1e-3
+    assert ref.shape == (2, 28, 5)
+    assert torch.allclose(ref[:, :16], out2[:, :16], atol=1e-6)
+    assert (ref[:, 16:] - out2[:, 16:]).abs().max() > 1e-3
     zs = [torch.randn(2, 6, 7) for _ in decs]
     fused = FusedDecoder(decs)
     out = fused(torch.stack([x.transpose(1, 2) for x in zs]))
     assert out.shape == (3, 2, 28, 9)
     for g, (d, x) in enumerate(zip(decs, zs)):
-        assert torch.allclose(out[g, :, :, :d.out_dim], d(x).transpose(1, 2), atol=1e-5)
+        assert torch.allclose(out[g, :, :, :d.out_dim], d(x), atol=1e-5)
         assert torch.all(out[g, :, :, d.out_dim:] == 0)
+
+
+def test_hermite_frames_reproduce_a_cubic_and_start_at_rest():
+    # keyframes/tangents sampled from a cubic f(t) at the tokens' last frames t = 4k + 3 (tangent
+    # per segment = 4 f'(t)) -> every frame of tokens 1.. equals f exactly
+    f = lambda t: 0.3 * t ** 3 - 2.0 * t ** 2 + t - 4.0
+    df = lambda t: 0.9 * t ** 2 - 4.0 * t + 1.0
+    t_end = torch.arange(6, dtype=torch.float64) * 4 + 3
+    frames = hermite_frames(f(t_end)[:, None], 4 * df(t_end)[:, None])
+    t = torch.arange(24, dtype=torch.float64)
+    assert torch.allclose(frames[4:, 0], f(t[4:]), atol=1e-9)
+    # token 0 has no predecessor: it holds its own keyframe (no flight in from the origin)
+    assert torch.allclose(frames[:4, 0], f(t_end[0]).expand(4) + 4 * df(t_end[0]) * torch.tensor(
+        [0.25 ** 3 - 0.25 ** 2, 0.5 ** 3 - 0.5 ** 2, 0.75 ** 3 - 0.75 ** 2, 0.0], dtype=torch.float64), atol=1e-9)
 
 
 def test_rot6d_round_trip():
@@ -99,7 +115,7 @@ def test_motion_windows_match_features():
     data = MotionWindows(clips, "lhand", 16)
     assert len(data) == 2 * (80 - 15) + 2 * (60 - 15)  # both dancers of both clips
     batch = data.sample(np.random.default_rng(0), 5)
-    assert batch.x.shape == (5, 16, 45) and batch.rot.shape == (5, 16, 15, 3, 3)
+    assert batch.x.shape == (5, 16, 45) and batch.rot.shape == (5, 16, 55, 3, 3)
     # the first track is the first clip's leader: its features at frame 0 are fingers - wrist, x10
     lead = clips[0].leader.joints.astype(np.float64)
     j0 = lead[0, 25:40] - lead[0, 20]
@@ -164,7 +180,7 @@ def test_training_reduces_reconstruction_error(lower_windows):
         first = train_stream("lower", cfg, lower_windows, d, steps=1, progress=False)
         first.train()
         loss0, _ = stream_loss(first, batch, "lower", cfg["train"])
-        model = train_stream("lower", cfg, lower_windows, d, steps=150, progress=False)
+        model = train_stream("lower", cfg, lower_windows, d, steps=300, progress=False)
     model.train()
     model.quantizer.restart_enabled = False
     loss1, _ = stream_loss(model, batch, "lower", cfg["train"])

@@ -8,19 +8,19 @@ the follower GPT (training tokens) and the agents. Streams and frame convention:
   so tokens do not change when both dancers turn together. ``T`` frames give ``N = T // 4``
   tokens: trailing ``T % 4`` frames are dropped.
 * ``decode(follower_tokens, leader_joints)`` -> the follower's frames in the world: local
-  rotations (root rotation in world), joint positions, pelvis position and predicted pelvis
-  velocity. **Joint positions come from the position decoders** (lower + upper give the
-  root-relative body joints, the hand decoders the fingers relative to the decoded wrists), not
-  from forward kinematics of the decoded rotations: positions are what the codes were trained
-  to reproduce (the rotation decoder only reads the codes), so they are the more accurate of the
-  two and cost no FK at each step. The pelvis is the leader's pelvis plus the decoded relative
+  rotations (root rotation in world), pelvis position, joint positions and the lower decoder's
+  predicted pelvis velocity. **The joints are forward kinematics of the decoded rotations and
+  pelvis on the body's fixed bones** (duet_env.skeleton): the env's joints, the rewards, the
+  metrics, ``render`` and every SMPL-X export (``poses`` = the rotations, ``transl`` = pelvis −
+  REST_OFFSETS[0]) are one motion. The pelvis is the leader's pelvis plus the decoded relative
   translation rotated back from the leader's heading frame.
 * ``streaming_decoder(B)`` decodes one token per call with cached convolution state: the cost of
   a step does not depend on how many steps came before, and the result equals ``decode`` on the
   whole sequence (see tests/test_tokenizer.py).
 
-All nine decoders (positions and rotations of four parts, translation) are packed into one
-:class:`duet_env.tokenizer.model.FusedDecoder` at load time, so a step is a few dozen small kernels.
+All five decoders (rotations of four parts, translation) are packed into one
+:class:`duet_env.tokenizer.model.FusedDecoder` at load time, so a step is a few dozen small kernels
+at the token rate, a Hermite expansion to four frames, and one level-batched FK.
 Everything runs in eval mode under ``torch.no_grad``; numpy in gives numpy out.
 """
 from __future__ import annotations
@@ -39,11 +39,9 @@ from .model import FusedDecoder, StreamVQVAE
 from .. import motion, skeleton
 from ..tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
 
-# decoder groups of the fused decoder: (model, kind); input code stream of each group
-_GROUPS: tuple[tuple[str, str], ...] = tuple((p, "pos") for p in features.PARTS) + tuple(
-    (p, "rot") for p in features.PARTS) + (("transl", "pos"),)
-_GROUP_STREAM = [STREAMS.index(m) for m, _ in _GROUPS]
-_LOWER_POS = 3 * len(features.PART_JOINTS["lower"])
+# the fused decoder has one group per stream, in STREAMS order (upper, lower, lhand, rhand, transl)
+_GROUP_STREAM = list(range(len(STREAMS)))
+_LOWER_ROT = 6 * len(features.PART_JOINTS["lower"])  # lower part: rotations, then the pelvis velocity
 
 
 class Tokenizer:
@@ -65,9 +63,10 @@ class Tokenizer:
         self._offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), device=self.device)
         self._table = torch.cat([self.models[s].quantizer.codebook for s in STREAMS])  # (ΣK, D)
         self._group_stream = torch.tensor(_GROUP_STREAM, device=self.device)
-        decs = [getattr(self.models[m], f"{kind}_decoder") for m, kind in _GROUPS]
+        decs = [self.models[s].decoder for s in STREAMS]
         self._fused = FusedDecoder(decs).to(self.device).eval()
         self._dims = self._fused.out_dims
+        self._rest_pelvis = torch.tensor(skeleton.REST_OFFSETS[0], device=self.device, dtype=dtype)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -81,7 +80,10 @@ class Tokenizer:
             tensors, cfg, _ = checkpoint.load(folder, stem, dev)
             if cfg.get("stream") != s:
                 raise checkpoint.CheckpointError(f"{folder}/{stem}.json is not a {s!r} VQ-VAE config: {cfg}")
-            model = build_model(cfg)
+            try:
+                model = build_model(cfg)
+            except ValueError as e:
+                raise checkpoint.CheckpointError(f"{folder}/{stem}.json: {e}") from e
             weights = {k: v for k, v in tensors.items() if not k.startswith(("optim/", "rng/"))}
             checkpoint.load_state_dict_strict(model, {k: v.float() for k, v in weights.items()
                                                       if v.is_floating_point()} | {
@@ -163,18 +165,22 @@ class Tokenizer:
         return z.index_select(2, self._group_stream).permute(2, 0, 1, 3)
 
     def _assemble(self, y: torch.Tensor, leader: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Fused decoder output ``(G, B, L, O)`` + leader joints ``(B, L, 55, 3)`` -> world follower."""
-        pos = {p: y[i, ..., : self._dims[i]] for i, p in enumerate(features.PARTS)}
+        """Fused decoder output ``(G, B, L, O)`` + leader joints ``(B, L, 55, 3)`` -> world follower.
+
+        One motion: the decoded local rotations and pelvis are the SMPL-X pose; the joints are
+        their forward kinematics on the body's fixed bones, so what rewards score, what render
+        draws and what an export writes agree exactly.
+        """
         n = len(features.PARTS)
-        rot = {p: features.rot6d_to_matrix(y[n + i, ..., : self._dims[n + i]].unflatten(-1, (-1, 6)))
-               for i, p in enumerate(features.PARTS)}
-        transl = y[2 * n, ..., :3] / features.TRANSL_SCALE
+        six = torch.cat([y[i, ..., : 6 * len(features.PART_JOINTS[p])] for i, p in enumerate(features.PARTS)], -1)
+        rotmats_parts = features.rot6d_to_matrix(six.unflatten(-1, (-1, 6)))  # (B, L, 55, 3, 3), parts order
+        transl = y[n, ..., :3] / features.TRANSL_SCALE
         fwd = motion.heading_from_joints(leader)
         pelvis = leader[..., 0, :] + motion.from_heading_frame(transl, fwd)
-        vel = pos["lower"][..., _LOWER_POS:_LOWER_POS + 3] / features.VEL_SCALE
-        return {"rotmats": features.compose_rotations(rot, fwd),
-                "joints": features.compose_joints(pos, fwd, pelvis),
-                "root": pelvis,
+        vel = y[features.PARTS.index("lower"), ..., _LOWER_ROT:_LOWER_ROT + 3] / features.VEL_SCALE
+        rotmats = features.compose_rotations(rotmats_parts, fwd)
+        _, joints = skeleton.global_transforms(rotmats, pelvis - self._rest_pelvis)
+        return {"rotmats": rotmats, "joints": joints, "root": pelvis,
                 "root_velocity": motion.from_heading_frame(vel, fwd)}
 
     # ---------------------------------------------------------------- public API

@@ -18,6 +18,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 STREAMS: tuple[str, ...] = features.PARTS + ("transl",)
 # token stream name (duet_env.tokens) of each model
 TOKEN_STREAM = {"upper": "up", "lower": "down", "lhand": "lhand", "rhand": "rhand", "transl": "transl"}
+# Architecture tag stored in every checkpoint: v2 = keyframe/Hermite rotation decoder, joints by FK.
+ARCH = "keyframe-fk-v2"
 MODEL_KEYS = ("code_dim", "width", "depth", "kernel", "decay", "restart_threshold")
 
 
@@ -52,12 +54,16 @@ def stream_config(cfg: dict, stream: str) -> dict:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     m = cfg["model"]
     out = {"stream": stream, "config_name": cfg.get("name", "custom"),
-           "in_dim": features.input_dim(stream), "rot_joints": features.rot_joints(stream),
+           "arch": ARCH, "in_dim": features.input_dim(stream), "out_dim": features.output_dim(stream),
            "codebook_size": int(m["codebook_size"][stream])}
     out.update({k: m[k] for k in MODEL_KEYS})
     return out
 
 
 def build_model(scfg: dict) -> StreamVQVAE:
-    return StreamVQVAE(scfg["in_dim"], scfg["rot_joints"], scfg["codebook_size"], scfg["code_dim"], scfg["width"],
-                       scfg["depth"], scfg["kernel"], scfg["decay"], scfg["restart_threshold"])
+    if scfg.get("arch") != ARCH:
+        raise ValueError(f"VQ-VAE checkpoint config is of architecture {scfg.get('arch', 'v1 (position decoder)')!r}; "
+                         f"this version of duet reads {ARCH!r} (retrain with python -m pretrain.vqvae)")
+    return StreamVQVAE(scfg["in_dim"], scfg["out_dim"], scfg["codebook_size"], scfg["code_dim"], scfg["width"],
+                       scfg["depth"], scfg["kernel"], scfg["decay"], scfg["restart_threshold"],
+                       features.keyframe_offset(scfg["stream"]))

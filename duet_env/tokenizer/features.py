@@ -13,8 +13,10 @@ with ``f_t = heading_from_joints(leader_t)`` and ``H_t`` the yaw that turns ``f_
 * rotation targets: the SMPL-X local rotations of the part's joints, with the root rotation
   expressed in the leader's heading frame, ``Ry(−yaw_t) R_0``.
 
-Decoding inverts this: :func:`compose_joints` puts the decoded root-relative body joints, the
-wrist-relative fingers (added to the decoded wrists) and the global pelvis back into the world.
+The decoders write rotations (6-D, Zhou et al. 2019) of each part's joints, plus the pelvis
+velocity (lower part) and the relative translation; :func:`compose_rotations` puts the parts'
+rotations together with the root back in the world, and the body's joints are forward
+kinematics of those rotations (duet_env.skeleton) — positions are never decoded directly.
 """
 from __future__ import annotations
 
@@ -40,15 +42,39 @@ def input_dim(part: str) -> int:
     return n + ROOT_VEL_CHANNELS if part == "lower" else n
 
 
-def rot_joints(part: str) -> int:
-    """Number of joints whose local rotation the part's rotation decoder predicts (0: none)."""
-    return 0 if part == "transl" else len(PART_JOINTS[part])
-
-
 def pelvis_velocity(pelvis: torch.Tensor) -> torch.Tensor:
     """Backward-difference velocity (m/s) along the time axis −2 of ``(..., T, 3)``; v_0 = v_1."""
     v = (pelvis[..., 1:, :] - pelvis[..., :-1, :]) * motion.FPS
     return torch.cat([v[..., :1, :], v], dim=-2)
+
+
+def output_dim(stream: str) -> int:
+    """Channels the stream's decoder writes per frame: 6-D rotations of the part's joints (+ the
+    pelvis velocity for the lower part), or the 3 relative-translation channels."""
+    if stream == "transl":
+        return 3
+    n = 6 * len(PART_JOINTS[stream])
+    return n + ROOT_VEL_CHANNELS if stream == "lower" else n
+
+
+def keyframe_offset(stream: str) -> torch.Tensor:
+    """Decoder keyframe offset: the 6-D identity rotation on rotation channels, zero elsewhere."""
+    off = torch.zeros(output_dim(stream))
+    if stream != "transl":
+        n = len(PART_JOINTS[stream])
+        off[: 6 * n] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(n)
+    return off
+
+
+def part_positions(rel: torch.Tensor, part: str) -> torch.Tensor:
+    """Position features ``(..., T, 3·J)`` of a part from root-relative joints ``(..., T, 55, 3)``
+    already in the leader's heading frame: body parts as they are, hands relative to the wrist
+    × HAND_SCALE."""
+    idx = list(PART_JOINTS[part])
+    x = rel[..., idx, :]
+    if part in WRIST:
+        x = (x - rel[..., WRIST[part]:WRIST[part] + 1, :]) * HAND_SCALE
+    return x.flatten(-2)
 
 
 def pose_features(joints: torch.Tensor, leader_forward: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -58,12 +84,7 @@ def pose_features(joints: torch.Tensor, leader_forward: torch.Tensor) -> dict[st
     vel = motion.to_heading_frame(pelvis_velocity(joints[..., 0, :]), leader_forward)
     out = {}
     for part in PARTS:
-        idx = list(PART_JOINTS[part])
-        if part in WRIST:
-            x = (rel[..., idx, :] - rel[..., WRIST[part]:WRIST[part] + 1, :]) * HAND_SCALE
-        else:
-            x = rel[..., idx, :]
-        x = x.flatten(-2)
+        x = part_positions(rel, part)
         if part == "lower":
             x = torch.cat([x, vel * VEL_SCALE], dim=-1)
         out[part] = x
@@ -105,33 +126,14 @@ def matrix_to_rot6d(r: torch.Tensor) -> torch.Tensor:
     return torch.cat([r[..., :, 0], r[..., :, 1]], dim=-1)
 
 
-# Joint order of cat(lower, upper) body joints -> SMPL-X order 0..24, and of all four parts -> 0..54.
-_BODY_ORDER = list(PART_JOINTS["lower"]) + list(PART_JOINTS["upper"])
-BODY_GATHER = torch.tensor([_BODY_ORDER.index(j) for j in range(25)])
+# Joint order of all four parts concatenated -> SMPL-X order 0..54.
 _ALL_ORDER = list(PART_JOINTS["upper"]) + list(PART_JOINTS["lower"]) + list(PART_JOINTS["lhand"]) + list(PART_JOINTS["rhand"])
 ALL_GATHER = torch.tensor([_ALL_ORDER.index(j) for j in range(skeleton.NUM_JOINTS)])
 
 
-def compose_joints(pos: dict[str, torch.Tensor], leader_forward: torch.Tensor, pelvis: torch.Tensor) -> torch.Tensor:
-    """World joints ``(..., T, 55, 3)`` from decoded part positions (as :func:`pose_features`).
-
-    Body joints come from the lower+upper position decoders (root-relative; the decoded pelvis
-    offset is ignored: the pelvis is the origin by construction), fingers are the hand decoders'
-    wrist offsets / HAND_SCALE added to the *decoded* wrists; the result is rotated back by the
-    leader's yaw and placed at the world ``pelvis`` ``(..., T, 3)``.
-    """
-    lower = pos["lower"][..., : 3 * len(PART_JOINTS["lower"])].unflatten(-1, (-1, 3))
-    lower = torch.cat([torch.zeros_like(lower[..., :1, :]), lower[..., 1:, :]], dim=-2)
-    upper = pos["upper"].unflatten(-1, (-1, 3))
-    body = torch.cat([lower, upper], dim=-2).index_select(-2, BODY_GATHER.to(lower.device))
-    lh = pos["lhand"].unflatten(-1, (-1, 3)) / HAND_SCALE + body[..., WRIST["lhand"]:WRIST["lhand"] + 1, :]
-    rh = pos["rhand"].unflatten(-1, (-1, 3)) / HAND_SCALE + body[..., WRIST["rhand"]:WRIST["rhand"] + 1, :]
-    rel = torch.cat([body, lh, rh], dim=-2)
-    return motion.from_heading_frame(rel, leader_forward.unsqueeze(-2)) + pelvis.unsqueeze(-2)
-
-
-def compose_rotations(rot: dict[str, torch.Tensor], leader_forward: torch.Tensor) -> torch.Tensor:
-    """Local rotations ``(..., T, 55, 3, 3)`` from per-part rotation matrices; root back in the world."""
-    allr = torch.cat([rot[p] for p in PARTS], dim=-3).index_select(-3, ALL_GATHER.to(leader_forward.device))
+def compose_rotations(rot: torch.Tensor, leader_forward: torch.Tensor) -> torch.Tensor:
+    """Local rotations ``(..., T, 55, 3, 3)`` in SMPL-X order from the parts' rotations concatenated
+    in PARTS order ``(..., T, 55, 3, 3)``; the root (decoded in the leader's heading frame) back in the world."""
+    allr = rot.index_select(-3, ALL_GATHER.to(rot.device))
     root = yaw_matrix(leader_forward) @ allr[..., 0, :, :]
     return torch.cat([root.unsqueeze(-3), allr[..., 1:, :, :]], dim=-3)

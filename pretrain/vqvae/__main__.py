@@ -62,10 +62,15 @@ def evaluate_main(argv: list[str]) -> None:
     ap.add_argument("--json", default=None, help="write the metrics here")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reference-split", default="train", choices=["train", "test", "all"],
+                    help="split whose ground-truth followers give the recon_FID reference statistics")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = evaluate(Tokenizer.load(args.checkpoint, args.device), load_clips(args.data, args.split))
-    result.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split)
+    clips = load_clips(args.data, args.split)
+    reference = clips if args.reference_split == args.split else load_clips(args.data, args.reference_split)
+    result = evaluate(Tokenizer.load(args.checkpoint, args.device), clips, reference_clips=reference)
+    result.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split,
+                  reference_split=args.reference_split)
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
     if args.json:

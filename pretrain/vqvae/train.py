@@ -1,15 +1,23 @@
 """Training loop of one stream's VQ-VAE (a body part or the relative translation), resumable.
 
-Loss of a batch (Duolando / Bailando++ §3.2, per frame t and channel c, mean absolute errors):
+Loss of a batch, per frame t (mean absolute errors unless marked):
 
-    L = |x̂ − x|₁ + λ_v |Δx̂ − Δx|₁ + λ_a |Δ²x̂ − Δ²x|₁ + β ||z_e − sg(e)||²
+    x̂ = positions of the part's joints from forward kinematics of the decoded rotations, the
+         other joints' rotations held at the data (teacher forcing), in the encoder's layout
+         (root-relative in the leader's heading frame; hands relative to the wrist × 10);
+         for ``transl`` the decoded relative translation itself
+    L = |x̂ − x|₁ + w(s) (λ_v |Δx̂ − Δx|₁ + λ_a |Δ²x̂ − Δ²x|₁) + β ||z_e − sg(e)||²
+        + λ_r ||R̂ − R||²            (decoded local rotations vs the data; R̂ from 6-D by Gram–Schmidt)
         + λ_rv |v̂_root − v_root|₁   (lower part: root-velocity channels)
-        + λ_r ||R̂ − R||²            (rotation decoder on detached codes; R̂ from 6-D by Gram–Schmidt)
 
-with β = 0.02 (commit), Δ the frame difference. The rotation term is the mean squared (chordal)
-distance rather than L1: with L1 a 180°-flipped Gram–Schmidt frame is a *stable* point (the sign
-gradient pins the off-axis entries at 0 and the normalisation removes the radial pull), which we
-saw trap joints with constant rotations; under the squared loss that point is a maximum. Adam with linear warm-up then cosine decay to
+with β = 0.02 (commit), Δ the frame difference and w(s) = min(1, s / smooth_warmup) a ramp over
+the first share of the steps (velocity/acceleration terms at full weight from the start pull
+the first decoder towards the mean pose). Departure from Bailando++/Duolando: positions are never
+decoded — the loss on them reaches the rotations through FK, so the rotations a user exports are
+what was trained to match the data. The rotation term is the mean squared (chordal) distance
+rather than L1: with L1 a 180°-flipped Gram–Schmidt frame is a *stable* point (the sign gradient
+pins the off-axis entries at 0 and the normalisation removes the radial pull); under the squared
+loss that point is a maximum. Adam with linear warm-up then cosine decay to
 10 % of the base rate. Dead-code restart runs for the first ``restart_until`` share of the steps,
 so the decoders settle on the final codebook.
 
@@ -28,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from duet_env import checkpoint
+from duet_env import checkpoint, skeleton
 from pretrain.motion_data import Batch, MotionWindows
 from duet_env.tokenizer import features
 from duet_env.tokenizer.config import build_model, checkpoint_stem, stream_config
 from duet_env.tokenizer.model import StreamVQVAE
 
-TRAIN_KEYS = ("window", "batch", "lr", "commit", "vel", "acc", "rot", "root_vel", "restart_until", "warmup")
+TRAIN_KEYS = ("window", "batch", "lr", "commit", "vel", "acc", "rot", "root_vel", "restart_until", "warmup",
+              "smooth_warmup")
 
 
 def run_config(cfg: dict, stream: str, seed: int) -> dict:
@@ -45,26 +54,44 @@ def run_config(cfg: dict, stream: str, seed: int) -> dict:
     return out
 
 
-def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict) -> tuple[torch.Tensor, dict]:
+_REST_PELVIS = torch.tensor(skeleton.REST_OFFSETS[0], dtype=torch.float32)
+
+
+def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict, progress: float = 1.0
+                ) -> tuple[torch.Tensor, dict]:
+    """Loss of one batch; ``progress`` (step / total) ramps the smoothness terms in (see module docstring)."""
     out = model(batch.x)
-    pos, x = out["pos"], batch.x
+    frames, x = out["frames"], batch.x
     n_pos = x.shape[-1] - (features.ROOT_VEL_CHANNELS if stream == "lower" else 0)
-    p, g = pos[..., :n_pos], x[..., :n_pos]
+    g = x[..., :n_pos]
+    logs: dict[str, float] = {}
+    rot_loss = None
+    if stream == "transl":
+        p = frames
+    else:
+        idx = torch.tensor(features.PART_JOINTS[stream], device=x.device)
+        r = features.rot6d_to_matrix(frames[..., : 6 * len(idx)].unflatten(-1, (-1, 6)))
+        # forward kinematics with the part's decoded rotations and the data's elsewhere (teacher
+        # forcing), pelvis at the origin: the positions the user will see, in the encoder's layout
+        full = batch.rot.index_copy(-3, idx, r)
+        _, joints = skeleton.global_transforms(full, -_REST_PELVIS.to(x.device, x.dtype))
+        p = features.part_positions(joints, stream)
+        rot_loss = F.mse_loss(r, batch.rot.index_select(-3, idx))
     dp, dg = p[:, 1:] - p[:, :-1], g[:, 1:] - g[:, :-1]
     rec = F.l1_loss(p, g)
-    loss = rec + tcfg["vel"] * F.l1_loss(dp, dg) + tcfg["acc"] * F.l1_loss(dp[:, 1:] - dp[:, :-1], dg[:, 1:] - dg[:, :-1])
+    ramp = min(1.0, progress / max(1e-6, tcfg["smooth_warmup"]))
+    loss = rec + ramp * (tcfg["vel"] * F.l1_loss(dp, dg) + tcfg["acc"] * F.l1_loss(dp[:, 1:] - dp[:, :-1], dg[:, 1:] - dg[:, :-1]))
     loss = loss + tcfg["commit"] * out["commit"]
     scale = features.HAND_SCALE if stream in features.WRIST else features.TRANSL_SCALE if stream == "transl" else 1.0
     err = (p - g).unflatten(-1, (-1, 3)).norm(dim=-1).mean() / scale
-    logs = {"rec": rec.item(), "err_cm": 100.0 * err.item()}
+    logs.update(rec=rec.item(), err_cm=100.0 * err.item())
     if stream == "lower":
-        rv = F.l1_loss(pos[..., n_pos:], x[..., n_pos:])
+        rv = F.l1_loss(frames[..., 6 * len(features.PART_JOINTS["lower"]):], x[..., n_pos:])
         loss = loss + tcfg["root_vel"] * rv
         logs["root_vel"] = rv.item()
-    if "rot6d" in out:
-        rot = F.mse_loss(features.rot6d_to_matrix(out["rot6d"]), batch.rot)
-        loss = loss + tcfg["rot"] * rot
-        logs["rot"] = rot.item()
+    if rot_loss is not None:
+        loss = loss + tcfg["rot"] * rot_loss
+        logs["rot"] = rot_loss.item()
     return loss, logs
 
 
@@ -139,7 +166,7 @@ def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.Path
         model.quantizer.restart_enabled = step < tcfg["restart_until"] * total
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, total, tcfg)
-        loss, logs = stream_loss(model, data.sample(rng, tcfg["batch"], dev), stream, tcfg)
+        loss, logs = stream_loss(model, data.sample(rng, tcfg["batch"], dev), stream, tcfg, step / total)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"[{stream}] loss is {float(loss)} at step {step}")
         opt.zero_grad(set_to_none=True)
