@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from duet_env.atomic import atomic_save_npy, atomic_write_json
+from duet_env.conventions import FPS
 from duet_env.data.clip import Clip
 from duet_env.metrics import METRIC_KEYS, ReferenceStats, evaluate_duets
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     finished = time.perf_counter()
 
     print(format_table({"ground truth": gt_row, label: policy_row}))
-    print(f"{len(clips)} {args.split} clips ({sum(len(c) for c in clips) / 30 / 60:.1f} min), reference: "
+    print(f"{len(clips)} {args.split} clips ({sum(len(c) for c in clips) / FPS / 60:.1f} min), reference: "
           f"{len(train)} train clips; loading {loaded - started:.1f} s, reference + GT metrics "
           f"{scored - loaded:.1f} s, total {finished - started:.1f} s", file=sys.stderr)
     if args.out is not None:

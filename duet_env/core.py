@@ -16,14 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rewards.context import StepContext
+
+from .conventions import (BEAT_COLUMN, CONTEXT_FRAMES, FOLLOWER_STREAMS, FPS, LEADER_STREAMS, MUSIC_DIM,
+                          MUSIC_TOKEN_DIM, NUM_JOINTS, TOKEN_FRAMES)
 from .episodes import EpisodeClip
 from .motion import heading_from_joints
-from .tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
-
-try:  # rewards/ is a sibling package; its context fixes the history length
-    from rewards.context import CONTEXT_FRAMES
-except ImportError:  # pragma: no cover
-    CONTEXT_FRAMES = 32
+from .tokens import window_length
 
 
 class DuetCore:
@@ -48,12 +47,12 @@ class DuetCore:
         self.W = w
         n_tok = self.history + self.max_len + self.lookahead + 1  # +1: the terminal observation (t = L)
         n_frames = self.F + self.max_len * TOKEN_FRAMES + TOKEN_FRAMES
-        self.music_tok = np.zeros((b, n_tok, TOKEN_FRAMES * 54), np.float32)
+        self.music_tok = np.zeros((b, n_tok, MUSIC_TOKEN_DIM), np.float32)
         self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
-        self.leader_frames = np.zeros((b, n_frames, 55, 3), np.float32)
-        self.music_frames = np.zeros((b, n_frames, 54), np.float32)
+        self.leader_frames = np.zeros((b, n_frames, NUM_JOINTS, 3), np.float32)
+        self.music_frames = np.zeros((b, n_frames, MUSIC_DIM), np.float32)
         self.follower_history = np.zeros((b, self.history, len(FOLLOWER_STREAMS)), np.int64)
-        self.follower_joints_hist = np.zeros((b, self.F, 55, 3), np.float32)
+        self.follower_joints_hist = np.zeros((b, self.F, NUM_JOINTS, 3), np.float32)
         self.t = np.zeros(b, np.int64)
         self.length = np.ones(b, np.int64)
         self.clip_index = np.zeros(b, np.int64)
@@ -163,8 +162,6 @@ class DuetCore:
 
     def step(self, actions):
         """Decode, place and score one token for all B slots; returns (reward, components, terminated)."""
-        from rewards.context import StepContext
-
         a = self.check_actions(actions)
         upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
         out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
@@ -183,12 +180,12 @@ class DuetCore:
         ctx = StepContext(
             leader_joints=self.leader_frames[self._arange[:, None], idx],
             follower_joints=self.follower_joints_hist,
-            music_beat=self.music_frames[self._arange[:, None], idx, 53] > 0.5,
+            music_beat=self.music_frames[self._arange[:, None], idx, BEAT_COLUMN] > 0.5,
             music=self.music_frames[self._arange[:, None], idx],
             hold_expected=self.hold, facing_expected=self.facing, distance_range=self.distance,
             step=self.t.copy(), is_last=t_next >= self.length,
             follower_root_velocity_pred=None if rootvel is None else
-            (rootvel.detach().cpu().numpy() / 30.0).astype(np.float32),  # m/s -> m/frame
+            (rootvel.detach().cpu().numpy() / FPS).astype(np.float32),  # m/s -> m/frame
             follower_tokens=a,
         )
         total, components = self.reward(ctx)

@@ -12,7 +12,8 @@ from gymnasium import spaces
 from .core import DuetCore
 from .episodes import EpisodeClip, episode_clips, load_dataset_clips, user_clip
 from .observations import observation_factory
-from .tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD, FOLLOWER_STREAMS, TOKEN_FRAMES
+from .conventions import FOLLOWER_STREAMS, FPS, TOKEN_FRAMES
+from .tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
 def default_config() -> dict[str, Any]:
@@ -124,7 +125,7 @@ class DuetAccompanyEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30 // TOKEN_FRAMES}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS // TOKEN_FRAMES}
 
     def __init__(self, render_mode: str | None = None, **config):
         if render_mode not in (None, "rgb_array"):

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_save_npz
-from .data.clip import BEAT_COLUMN, MUSIC_DIM, Clip
+from .conventions import BEAT_COLUMN, FPS, MUSIC_TOKEN_DIM, TOKEN_FRAMES
+from .data.clip import Clip
 from .genres import GenreStyle, style_of
 from .paths import cache_dir
-from .tokens import TOKEN_FRAMES
 
 
 @dataclass
@@ -41,7 +41,7 @@ class EpisodeClip:
     @property
     def music_tokens(self) -> np.ndarray:
         """(N, 4*54): the music features of each token's 4 frames, flattened."""
-        return self.music.reshape(self.num_tokens, TOKEN_FRAMES * MUSIC_DIM)
+        return self.music.reshape(self.num_tokens, MUSIC_TOKEN_DIM)
 
     @property
     def beats(self) -> np.ndarray:
@@ -129,10 +129,10 @@ def user_clip(music_file: str, leader_file: str, genre: str = "Unknown",
     if not (np.isfinite(poses).all() and np.isfinite(transl).all()):
         raise ValueError(f"leader motion {leader_file} contains NaN or inf")
     tm, tl = len(music), len(poses)
-    if abs(tm - tl) > max_length_mismatch_s * 30:
+    if abs(tm - tl) > max_length_mismatch_s * FPS:
         raise ValueError(
-            f"music {music_file} has {tm} frames ({tm / 30:.1f} s) but leader motion {leader_file} has "
-            f"{tl} frames ({tl / 30:.1f} s): they differ by more than {max_length_mismatch_s} s"
+            f"music {music_file} has {tm} frames ({tm / FPS:.1f} s) but leader motion {leader_file} has "
+            f"{tl} frames ({tl / FPS:.1f} s): they differ by more than {max_length_mismatch_s} s"
         )
     t = min(tm, tl)
     leader = Dancer(poses[:t], transl[:t])

@@ -1,15 +1,15 @@
 """Motion maths shared by every part: rotations, normalisation, velocities, headings.
 
 Every function takes numpy arrays or torch tensors and returns the same kind (torch stays
-differentiable). Conventions (DESIGN.md): y up, metres, 30 fps, SMPL-X joint order.
+differentiable). Conventions (:mod:`duet_env.conventions`): y up, metres, 30 fps, SMPL-X joint order.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-FPS = 30
-FRAME_TIME = 1.0 / FPS
+from .conventions import FPS, FRAME_TIME  # noqa: F401  (FRAME_TIME: public here too)
+
 UP = np.array([0.0, 1.0, 0.0])
 
 

@@ -38,21 +38,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from duet_env.atomic import atomic_write, atomic_write_json
+from duet_env.conventions import BODY_JOINTS, FPS
 from duet_env.skeleton import NUM_JOINTS
 
 from .context import CONTEXT_FRAMES, StepContext
 from .primitives import body_heading
 from .registry import RewardTerm, register
 
-BODY_JOINTS = 22
-FEATURE_DIM = 2 * 2 * BODY_JOINTS * 3  # 2 dancers × (position, velocity) × 22 joints × xyz
+FEATURE_DIM = 2 * 2 * len(BODY_JOINTS) * 3  # 2 dancers × (position, velocity) × 22 joints × xyz
 CHECKPOINT_STEM = "reward_model"
 DEFAULT_NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # E3D2's ablation spans ε = 0.02 … 1.0
 
 
-def pair_features(leader: np.ndarray, follower: np.ndarray, fps: float = 30.0) -> np.ndarray:
+def pair_features(leader: np.ndarray, follower: np.ndarray, fps: float = FPS) -> np.ndarray:
     """Window features ``(..., W, 264)`` float32 of joints ``(..., W, 55, 3)`` (see module docstring)."""
-    lj, fj = leader[..., :BODY_JOINTS, :], follower[..., :BODY_JOINTS, :]
+    lj, fj = leader[..., list(BODY_JOINTS), :], follower[..., list(BODY_JOINTS), :]
     anchor = leader[..., -1, 0, :].copy()  # (..., 3) leader pelvis at the last frame
     anchor[..., 1] = 0.0  # keep heights absolute: the ground is meaningful
     yaw = body_heading(leader[..., -1, :, :])  # (...,)

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import skeleton
-
-MUSIC_DIM = 54
-BEAT_COLUMN = 53
+from ..conventions import BEAT_COLUMN, MUSIC_DIM  # noqa: F401  (re-exported)
 
 
 @dataclass

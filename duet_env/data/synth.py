@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .. import skeleton
 from ..atomic import atomic_save_npy, atomic_write, atomic_write_json
 from ..genres import GENRES
-from ..motion import FPS
+from ..conventions import FPS
 from .clip import Dancer
 from . import synth_body as body
 from .synth_moves import GENRE_MOTION, PHRASE_BARS, draw_variation, plan_leader

@@ -19,7 +19,8 @@ from .. import skeleton
 from ..capsules import PENETRATION_ALLOWANCE, capsule_gaps, hold_pair_mask, overlap_depth
 from ..genres import style_of
 from ..metrics.beats import BEAT_SIGMA, alignment_score, motion_beats  # noqa: F401  (motion_beats: public here)
-from ..motion import FPS, heading_angle, heading_from_joints
+from ..conventions import FPS
+from ..motion import heading_angle, heading_from_joints
 
 
 def beat_alignment(music_beats: np.ndarray, dance_beats: np.ndarray, sigma: float = BEAT_SIGMA) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
-from ..motion import FRAME_TIME
+from ..conventions import FRAME_TIME
 from ._checks import check_beats, check_joints, check_pair
 from .joints24 import body24
 

@@ -14,7 +14,7 @@ reference's per-frame loops do), ``t`` runs over the T−1 frame differences.
 Feature layout: ``[E_h(joint 0), E_v(0), E_e(0), E_h(1), ...]`` (72 numbers).
 
 Departure from the reference code: Δt is the TRUE frame time 1/30 s
-(:data:`duet_env.motion.FRAME_TIME`); the Bailando/Duolando scripts hard-code 1/60 s although
+(:data:`duet_env.conventions.FRAME_TIME`); the Bailando/Duolando scripts hard-code 1/60 s although
 DD100 is 30 fps, which scales their E_h, E_v by 4 and E_e by 4 as well. FID_k is computed on
 z-normalised features, so the overall scale cancels there, but absolute values differ.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FRAME_TIME
+from ..conventions import FRAME_TIME
 from ._checks import check_joints
 from .joints24 import body24
 
