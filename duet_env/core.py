@@ -142,8 +142,17 @@ class DuetCore:
         return heading_from_joints(self.leader_context()[:, -1]).astype(np.float32)
 
     # ---- stepping -----------------------------------------------------------------------
-    def check_actions(self, actions) -> np.ndarray:
+    def check_actions(self, actions, single: bool = False) -> np.ndarray:
+        """The actions as a (B, 5) int64 array, or a clear error (shape, non-integer, out of range).
+
+        ``single``: one env's action of shape (5,) (the single env, B = 1).
+        """
         a = np.asarray(actions)
+        if single:
+            if a.shape != (len(FOLLOWER_STREAMS),):
+                raise ValueError(f"action must have shape ({len(FOLLOWER_STREAMS)},) "
+                                 f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
+            a = a[None]
         if a.shape != (self.num_envs, len(FOLLOWER_STREAMS)):
             raise ValueError(f"actions must have shape ({self.num_envs}, {len(FOLLOWER_STREAMS)}) "
                              f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
@@ -160,9 +169,12 @@ class DuetCore:
             )
         return a.astype(np.int64, copy=False)
 
-    def step(self, actions):
-        """Decode, place and score one token for all B slots; returns (reward, components, terminated)."""
-        a = self.check_actions(actions)
+    def step(self, actions, single: bool = False):
+        """Decode, place and score one token for all B slots; returns (reward, components, terminated).
+
+        ``actions``: (B, 5) token ids, or one env's (5,) with ``single`` (see :meth:`check_actions`).
+        """
+        a = self.check_actions(actions, single)
         upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
         out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
