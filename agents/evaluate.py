@@ -39,16 +39,12 @@ GT_POLICY = "gt"
 
 def resolve_data_root(data: str) -> Path:
     """``synth`` -> the default SynthDuet folder (generated on first use); else an existing folder."""
+    from duet_env.data import resolve_root
+
     try:
-        from duet_env.data.default import resolve_root
-    except ImportError:  # the default dataset module is not there: only explicit folders work
-        if data == "synth":
-            raise SystemExit("--data synth needs duet_env.data.default, which is not available; pass a folder")
-        resolve_root = Path
-    root = Path(resolve_root(data))
-    if not root.is_dir():
-        raise SystemExit(f"--data {data}: folder {root} does not exist")
-    return root
+        return resolve_root(data)
+    except FileNotFoundError as e:
+        raise SystemExit(f"--data {data}: {e}") from e
 
 
 def is_synth(root: Path) -> bool:
@@ -188,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from duet_env.data import dd100
+    from duet_env.data import load_split
 
     root = resolve_data_root(args.data)
     started = time.perf_counter()
-    train = dd100.load_split(root, "train")
-    clips = dd100.load_split(root, args.split)
+    train = load_split(root, "train")
+    clips = load_split(root, args.split)
     if len(train) < 2 or len(clips) < 2:
         raise SystemExit(f"{root}: need at least 2 train clips (reference) and 2 {args.split} clips; "
                          f"found {len(train)} and {len(clips)}")

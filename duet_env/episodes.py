@@ -94,13 +94,12 @@ def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
     return out
 
 
-def load_dataset_clips(data: str, split: str) -> tuple[list[Clip], str]:
+def load_dataset_clips(data: str, split: str, progress: bool = True) -> tuple[list[Clip], str]:
     """Clips of a dataset split and a cache key naming them. ``data`` is "synth" or a folder."""
-    from .data.dd100 import load_split
-    from .data.default import resolve_root
+    from .data import load_split, resolve_root
 
+    clips = load_split(data, split, progress=progress)
     root = resolve_root(data)
-    clips = load_split(root, split)
     if not clips:
         raise ValueError(f"dataset {root} has no clips in split {split!r}")
     return clips, f"{Path(root).resolve()}::{split}"

@@ -128,7 +128,7 @@ def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: 
     Returns ``(token_clips, codebook_sizes)``. The cache file is keyed by the dataset folder,
     the split and the tokenizer fingerprint.
     """
-    from duet_env.data.default import resolve_root
+    from duet_env.data import load_split, resolve_root
     from duet_env.tokenizer import Tokenizer
 
     root = resolve_root(data)
@@ -145,8 +145,6 @@ def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: 
             return clips, sizes
         except Exception:  # a torn or stale cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
-    from duet_env.data.dd100 import load_split
-
     clips = load_split(root, split, progress=progress)
     if not clips:
         raise ValueError(f"dataset {root} has no clips in split {split!r}")
