@@ -64,8 +64,9 @@ class DuetCore:
         self._win = np.arange(w)
         self._ctx = np.arange(self.F)
         self._tok = np.arange(TOKEN_FRAMES)
-        self._leader_pad = np.array([self.codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
-        self._follower_pad = self.nvec.copy()
+        # Pad ids (the codebook size K of each stream) written outside the episode.
+        self.leader_pad = np.array([self.codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
+        self.follower_pad = self.nvec.copy()
         self.last_root_velocity = np.zeros((b, TOKEN_FRAMES, 3), np.float32)
 
     # ---- episode slots ------------------------------------------------------------------
@@ -99,7 +100,7 @@ class DuetCore:
         sl = slice(start, start + length)
         self.music_tok[i] = 0.0
         self.music_tok[i, h:h + length] = np.clip(m.music_tokens[ms:ms + length], -1e4, 1e4)  # the obs Box
-        self.leader_tok[i] = self._leader_pad
+        self.leader_tok[i] = self.leader_pad
         self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
         f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES
         lj, mu = c.leader_joints[f0:f1], m.music[ms * TOKEN_FRAMES:(ms + length) * TOKEN_FRAMES]
@@ -108,7 +109,7 @@ class DuetCore:
         self.leader_frames[i, p + len(lj):] = lj[-1]
         self.music_frames[i] = 0.0
         self.music_frames[i, p:p + len(mu)] = mu
-        self.follower_history[i] = self._follower_pad
+        self.follower_history[i] = self.follower_pad
         # Nothing is decoded yet: the follower's history starts as the leader's first frame.
         self.follower_joints_hist[i] = lj[0]
         self.t[i], self.length[i], self.clip_index[i], self.start[i] = 0, length, clip_id, start
