@@ -118,8 +118,8 @@ def user_clip(music_file: str, leader_file: str, genre: str = "Unknown",
     from .data.safe_pickle import load_npy_dict
     from .music import extract_features
 
+    d = load_npy_dict(leader_file)  # first: the cheap check of the two, and it never runs code
     music = extract_features(music_file)
-    d = load_npy_dict(leader_file)
     if "poses" not in d or "transl" not in d:
         raise ValueError(f"leader motion {leader_file} must hold 'poses' (T, 165) and 'transl' (T, 3); "
                          f"found keys {sorted(d)}")
