@@ -10,7 +10,6 @@ import torch
 
 from .conventions import FPS, FRAME_TIME  # noqa: F401  (FRAME_TIME: public here too)
 
-UP = np.array([0.0, 1.0, 0.0])
 
 
 def _to_torch(x):
@@ -154,11 +153,6 @@ def from_heading_frame(vec, forward):
     z = -s * v[..., 0] + c * v[..., 2]
     out = torch.stack([x, v[..., 1], z], -1)
     return _back(out, was_np, vec.dtype if was_np else None)
-
-
-def root_relative(joints):
-    """Joint positions relative to the pelvis (joint 0): ``joints - joints[..., :1, :]``."""
-    return joints - joints[..., :1, :]
 
 
 def velocities(x, fps: float = FPS):

@@ -40,7 +40,6 @@ from typing import Iterable, Literal
 import numpy as np
 
 from .. import motion, skeleton
-from ..atomic import atomic_save_npz
 from .clip import Clip, Dancer
 from .default import resolve_root
 from .safe_pickle import UnsafePickleError, load_npy_dict
@@ -345,10 +344,6 @@ def compute_clip_arrays(files: ClipFiles, model_path: str | os.PathLike | None =
     except (music.MusicError, FileNotFoundError) as exc:
         raise DataError(str(exc)) from exc
     return arrays
-
-
-# Kept for callers of the old name; new code uses duet_env.atomic directly.
-write_npz_atomic = atomic_save_npz
 
 
 def is_cached(files: ClipFiles, model_path: str | os.PathLike | None = None) -> bool:

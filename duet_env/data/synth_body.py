@@ -44,7 +44,6 @@ ARM_POSES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
     "fifth": ((-0.02, 0.38, 0.13), (0.6, 0.3, -0.3)),
     "front_high": ((0.05, 0.16, 0.45), (0.5, -1.0, 0.0)),
 }
-ARM_NAMES = tuple(sorted(ARM_POSES))
 _FINGER_CHAINS = [(25 + 3 * f, 26 + 3 * f, 27 + 3 * f) for f in range(5)]  # index, middle, pinky, ring, thumb
 
 

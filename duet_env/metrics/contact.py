@@ -33,8 +33,6 @@ CONTACT_TOLERANCE = 0.01  # metres
 PENETRATION_DEPTH = PENETRATION_ALLOWANCE  # metres
 DEFAULT_HOLD = "closed"
 
-HOLD_PAIRS: np.ndarray = hold_pair_mask(DEFAULT_HOLD)  # (C, C) follower capsule i × leader capsule j
-
 
 def _no_mesh_yet(model_path) -> None:
     if model_path is not None:

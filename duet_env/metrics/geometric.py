@@ -50,7 +50,6 @@ from ..conventions import FRAME_TIME, joints as _j
 from ..motion import heading_from_joints
 from ._checks import check_joints
 
-GEOMETRIC_DIM = 32
 MIN_FRAMES = 2
 
 _SIDE_TEMPLATES = (

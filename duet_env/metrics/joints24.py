@@ -16,7 +16,6 @@ import numpy as np
 
 from ..conventions import BODY_JOINTS, PART_JOINTS
 
-NUM_BODY24 = 24
 
 
 def _span(indices: tuple[int, ...]) -> slice:
