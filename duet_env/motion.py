@@ -170,5 +170,5 @@ def velocities(x, fps: float = FPS):
 
 
 def relative_translation(follower_pelvis, leader_pelvis, leader_forward):
-    """DESIGN.md's relative translation: (follower − leader pelvis) in the leader's heading frame."""
+    """The relative translation (docs/design.md): (follower − leader pelvis) in the leader's heading frame."""
     return to_heading_frame(follower_pelvis - leader_pelvis, leader_forward)

@@ -40,7 +40,8 @@ Whole body (8):
 32. crouched            pelvis_y − floor < 3.0 L
 
 Departure from the reference code: Bailando's manual features use a different (Müller-derived)
-template list and a hard-coded 1/60 s frame time for its velocity relations.
+template list, and its velocity relations use a hard-coded frame time of 1/120 s where we use
+the true 1/30 s (docs/metrics.md).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Input, for one decision step t (duet_env/tokens.py layout, window W = H + 1 + A)
 * ``leader`` (B, W, 4): leader tokens up/down/lhand/rhand over the same window (pad id K outside);
 * ``follower`` (B, H, 5): the follower's previous tokens t−H … t−1 (pad id K before the start).
 
-Architecture (DESIGN.md "Pretraining"; Duolando, REFERENCES.md):
+Architecture (docs/design.md "Pretraining"; after Duolando, Siyao et al. ICLR 2024, github.com/lisiyao21/Duolando):
 
 1. Look-ahead encoders for music (1 stream) and leader (4 streams) over the W window, with
    banded attention: in layer l a position attends to every stream's positions within ±b_l,

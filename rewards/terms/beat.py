@@ -12,7 +12,7 @@ from ..registry import RewardTerm, register
 
 def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int) -> np.ndarray:
     """Motion beats ``(B, F)`` bool of joints ``(B, F, J, 3)``: strict local minima of the
-    gaussian-smoothed mean joint speed (the BAS definition, DESIGN.md / Bailando).
+    gaussian-smoothed mean joint speed (the BAS definition of Bailando, Siyao et al. 2022; docs/metrics.md).
 
     speed_f = mean_j |x_f,j − x_f−1,j| · fps for f ≥ 1 (frame 0 has no speed); the first and last
     frames are never beats (a minimum needs both neighbours).
