@@ -47,21 +47,25 @@ def merge_config(user: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _tokenizer(name: str, device: str):
+def load_tokenizer(name: str, device: str = "cpu"):
+    """The tokenizer ``name`` (shipped name or folder) on ``device``, loaded once per process."""
     from .tokenizer import Tokenizer
 
     return Tokenizer.load(name, device=device)
 
 
+_tokenizer = load_tokenizer  # old name, still used by benchmarks/env_throughput.py
+
+
 @functools.lru_cache(maxsize=8)
 def _dataset_bank(data: str, split: str, tokenizer: str, device: str) -> tuple[EpisodeClip, ...]:
     clips, key = load_dataset_clips(data, split)
-    return tuple(episode_clips(clips, _tokenizer(tokenizer, device), cache_key=key))
+    return tuple(episode_clips(clips, load_tokenizer(tokenizer, device), cache_key=key))
 
 
 def build_core(cfg: dict[str, Any], num_envs: int) -> DuetCore:
     """Load (once per process, cached) the tokenizer and clips a config names; build the core."""
-    tok = _tokenizer(str(cfg["tokenizer"]), str(cfg["device"]))
+    tok = load_tokenizer(str(cfg["tokenizer"]), str(cfg["device"]))
     if cfg["music_file"] or cfg["leader_file"]:
         if not (cfg["music_file"] and cfg["leader_file"]):
             raise ValueError("a single-clip env needs both music_file and leader_file")

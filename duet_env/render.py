@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from .atomic import atomic_write
 from .conventions import BODY_JOINTS, FPS, PELVIS, joint_span
-from .skeleton import NUM_JOINTS, PARENTS
+from .skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
 
 LEADER_COLOUR = (52, 101, 214)  # blue
 FOLLOWER_COLOUR = (236, 128, 28)  # orange
@@ -147,7 +147,7 @@ def _draw_dancer(draw: ImageDraw.ImageDraw, camera: Camera, joints: np.ndarray, 
     for j in (0, 4, 5, 18, 19):  # pelvis, knees, elbows: round the bends
         x, y = pix[j]
         draw.ellipse((x - r_joint, y - r_joint, x + r_joint, y + r_joint), fill=colour)
-    return float(hx), float(min(pix[:25, 1].min(), hy - r) - 6 * scale)
+    return float(hx), float(min(pix[:JOINT_INDEX["left_index1"], 1].min(), hy - r) - 6 * scale)
 
 
 def _draw_labels(draw: ImageDraw.ImageDraw, anchors: list[tuple[float, float]], labels: list[str], colours,
