@@ -14,7 +14,8 @@ from duet_env.data.clip import Clip
 from duet_env.episodes import episode_clips
 from duet_env.motion import matrix_to_axis_angle
 from duet_env.observations import TokensObservation
-from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD, TOKEN_FRAMES
+from duet_env.conventions import TOKEN_FRAMES
+from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
 @dataclass
