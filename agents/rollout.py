@@ -9,12 +9,12 @@ import torch
 from tqdm.auto import tqdm
 
 from duet_env import skeleton
+from duet_env.conventions import TOKEN_FRAMES
 from duet_env.core import DuetCore
 from duet_env.data.clip import Clip
 from duet_env.episodes import episode_clips
 from duet_env.motion import matrix_to_axis_angle
 from duet_env.observations import TokensObservation
-from duet_env.conventions import TOKEN_FRAMES
 from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
