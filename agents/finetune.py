@@ -57,49 +57,66 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from agents.rollout import generate_followers
+from duet_env import checkpoint
+from duet_env.atomic import atomic_save_npz, atomic_write, atomic_write_json
+from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_TOKEN_DIM, TOKEN_FRAMES
 from duet_env.core import DuetCore
-from duet_env.episodes import EpisodeClip
-from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+from duet_env.data import load_split
+from duet_env.episodes import EpisodeClip, episode_clips, load_dataset_clips
+from duet_env.metrics import ReferenceStats, evaluate_duets
+from duet_env.observations import TokensObservation
+from duet_env.tokenizer import Tokenizer
+from duet_env.tokens import window_length
+from pretrain.gpt import FollowerPolicy
+from pretrain.gpt.policy import load_model
+from rewards import make_reward
+
+
+def _opt(default, help: str, **argparse_kwargs):
+    """A config field with its command-line help (the CLI is generated from the dataclass)."""
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
 @dataclass
 class FinetuneConfig:
-    algo: str = "offpolicy"        # offpolicy | ac
-    objective: str = "td"          # offpolicy only: td | target
-    reward: object = "default"     # same syntax as the env's reward=
-    data: str = "synth"            # "synth" or a DD100-layout folder
-    policy: str = "default"        # pretrained GPT: shipped name or checkpoint folder
-    tokenizer: str = "default"
-    steps: int = 8192              # environment steps (tokens generated) for training
-    num_envs: int = 16             # episodes per round
-    episode_tokens: int = 32       # tokens per episode (≈ 4.3 s)
-    lr: float = 5e-5
-    critic_lr: float = 1e-3
-    kl_coef: float = 1.0           # KL(π_ref ‖ π) weight; without it FID_k drifts (see module doc)
-    temperature: float = 0.7       # sampling temperature of the rollouts (greedy is evaluated)
-    top_k: int = 0                 # 0 = no top-k restriction
-    ood_share: float = 0.25        # offpolicy: episodes with another clip's music
-    replay_ratio: int = 1          # offpolicy: replayed episodes per current episode
-    rho_clip: float = 1.0          # offpolicy td: importance-weight clip ρ̄
-    epochs: int = 1                # passes over a round's batch
-    actor_iters: int = 1           # actor steps per minibatch
-    critic_iters: int = 1          # critic steps per minibatch (after the actor's)
-    minibatch: int = 16            # episodes per gradient step
-    grad_clip: float = 1.0
-    eval_clips: int = 0            # test clips scored before/after (0 = all)
-    eval_tokens: int = 192         # tokens scored per test clip (≈ 25.6 s; 0 = whole clips)
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 2
+    algo: str = _opt("offpolicy", "algorithm", choices=("offpolicy", "ac"))
+    objective: str = _opt("td", "offpolicy only: the objective", choices=("td", "target"))
+    reward: object = _opt("default", "a name, a JSON {name: weight} dict, or a composite (the env's reward=)")
+    data: str = _opt("synth", '"synth" or a DD100-layout folder')
+    policy: str = _opt("default", "pretrained GPT: shipped name or checkpoint folder")
+    tokenizer: str = _opt("default", "tokenizer: shipped name or checkpoint folder")
+    steps: int = _opt(8192, "environment steps (tokens generated) for training")
+    num_envs: int = _opt(16, "episodes per round")
+    episode_tokens: int = _opt(32, "tokens per episode (32 ≈ 4.3 s)")
+    lr: float = _opt(5e-5, "policy-head learning rate")
+    critic_lr: float = _opt(1e-3, "critic learning rate")
+    kl_coef: float = _opt(1.0, "KL(π_ref ‖ π) weight; without it FID_k drifts (see module doc)")
+    temperature: float = _opt(0.7, "sampling temperature of the rollouts (greedy is evaluated)")
+    top_k: int = _opt(0, "rollout top-k (0 = no top-k restriction)")
+    ood_share: float = _opt(0.25, "offpolicy: share of episodes with another clip's music")
+    replay_ratio: int = _opt(1, "offpolicy: replayed episodes per current episode")
+    rho_clip: float = _opt(1.0, "offpolicy td: importance-weight clip ρ̄")
+    epochs: int = _opt(1, "passes over a round's batch")
+    actor_iters: int = _opt(1, "actor steps per minibatch")
+    critic_iters: int = _opt(1, "critic steps per minibatch (after the actor's)")
+    minibatch: int = _opt(16, "episodes per gradient step")
+    grad_clip: float = _opt(1.0, "gradient-norm clip")
+    eval_clips: int = _opt(0, "test clips scored before/after (0 = all)")
+    eval_tokens: int = _opt(192, "tokens scored per test clip (192 ≈ 25.6 s; 0 = whole clips)")
+    seed: int = _opt(0, "seed of rollouts, critic initialisation and sampling")
+    device: str = _opt("auto", '"auto", "cpu" or "cuda"')
+    threads: int = _opt(2, "torch CPU threads")
 
     @property
     def rounds(self) -> int:
@@ -151,8 +168,6 @@ class EpisodeMemory:
         return self.take(rng.integers(0, len(self), size=n))
 
     def save(self, path: Path) -> None:
-        from duet_env.atomic import atomic_save_npz
-
         arrays = {k: np.stack(v) if v else np.zeros(0) for k, v in self.data.items()}
         atomic_save_npz(path, arrays)
 
@@ -173,7 +188,7 @@ def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: 
     """
     n, e = ep["actions"].shape[:2]
     w = window_length(history, lookahead)
-    music = np.zeros((n, history + e + lookahead, TOKEN_FRAMES * 54), np.float32)
+    music = np.zeros((n, history + e + lookahead, MUSIC_TOKEN_DIM), np.float32)
     leader = np.empty((n, history + e + lookahead, len(LEADER_STREAMS)), np.int64)
     leader[:] = pad_leader
     follower = np.empty((n, history + e, len(FOLLOWER_STREAMS)), np.int64)
@@ -206,10 +221,8 @@ class Learner:
             + list(self.model.heads.parameters())
         for p in self.trainable:
             p.requires_grad_(True)
-        # The reference policy head: a frozen copy of the initial trainable part.
-        self.ref_blocks = copy.deepcopy(self.model.blocks[self.split:]).requires_grad_(False)
-        self.ref_ln = copy.deepcopy(self.model.ln_f).requires_grad_(False)
-        self.ref_heads = copy.deepcopy(self.model.heads).requires_grad_(False)
+        # The reference policy: a frozen copy of the initial model (only its head part is run).
+        self.ref_model = copy.deepcopy(self.model).requires_grad_(False)
         n_streams = self.model.mask.shape[0] // self.model.length
         self.critic = Critic(model.config["width"], n_streams).to(device)
         self.opt = torch.optim.Adam(self.trainable, lr=cfg.lr)
@@ -224,13 +237,7 @@ class Learner:
 
     def ref_logits(self, state) -> list[torch.Tensor]:
         with torch.no_grad():
-            x = state
-            for blk in self.ref_blocks:
-                x = blk(x, self.model.mask)
-            x = self.ref_ln(x)
-            b, L = x.shape[0], self.model.length
-            fol = x.view(b, -1, L, x.shape[-1])[:, -len(FOLLOWER_STREAMS):, -1]
-            return [h(fol[:, i]) for i, h in enumerate(self.ref_heads)]
+            return self.ref_model.head(state, self.split, last_only=True)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"policy/{k}": v for k, v in self.model.state_dict().items()}
@@ -302,8 +309,6 @@ def sample_tokens(logits: list[torch.Tensor], temperature: float, top_k: int, ge
 def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.random.Generator,
             gen: torch.Generator, round_i: int, ood_share: float) -> dict:
     """One episode per env slot with the current policy; returns the memory records."""
-    from duet_env.observations import TokensObservation
-
     n, e = core.num_envs, cfg.episode_tokens
     rec = {k: np.zeros(n, np.int64) for k in ("clip", "start", "music_clip", "music_start", "round")}
     rec["round"][:] = round_i
@@ -341,7 +346,7 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
 # updates
 def _batch_tensors(learner: Learner, core: DuetCore, ep: dict):
     mus, lead, fol = episode_windows(core.clips, ep, core.history, core.lookahead,
-                                     core._leader_pad, core._follower_pad)
+                                     core.leader_pad, core.follower_pad)
     d = learner.device
     return (torch.from_numpy(mus).to(d), torch.from_numpy(lead).to(d), torch.from_numpy(fol).to(d),
             torch.from_numpy(ep["actions"].reshape(-1, len(FOLLOWER_STREAMS))).to(d),
@@ -400,10 +405,6 @@ def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng:
 # evaluation
 def evaluate(model, test_clips, reference, cfg: FinetuneConfig, tokenizer) -> dict[str, float]:
     """Greedy followers on held-out clips: every reward component + the dance metrics."""
-    from agents.rollout import generate_followers
-    from duet_env.metrics import evaluate_duets
-    from pretrain.gpt import FollowerPolicy
-
     policy = FollowerPolicy(model, model.config, device=next(model.parameters()).device)
     out = generate_followers(policy, test_clips, seed=cfg.seed, tokenizer=tokenizer, reward=cfg.reward,
                              mode="greedy", progress=False)
@@ -418,8 +419,6 @@ def evaluate(model, test_clips, reference, cfg: FinetuneConfig, tokenizer) -> di
 
 
 def ground_truth_row(test_clips, reference, cfg: FinetuneConfig) -> dict[str, float]:
-    from duet_env.metrics import evaluate_duets
-
     duets = [(c.follower.joints, c.leader.joints, c.beat_frames) for c in test_clips]
     m = evaluate_duets(duets, reference)
     return {k: float(m[k]) for k in ("BAS", "BED", "FID_k", "FID_cd", "contact_freq", "penetration")}
@@ -430,9 +429,6 @@ def ground_truth_row(test_clips, reference, cfg: FinetuneConfig) -> dict[str, fl
 def save_run(out: Path, learner: Learner, cfg: FinetuneConfig, state: dict, memory: EpisodeMemory | None) -> None:
     """Memory first, then optimiser, then the checkpoint JSON last: the JSON names the round
     that everything on disk is consistent with."""
-    from duet_env.atomic import atomic_write
-    from duet_env import checkpoint
-
     if memory is not None:
         memory.save(out / "memory.npz")
     atomic_write(out / "optim.pt", lambda tmp: torch.save(
@@ -441,18 +437,14 @@ def save_run(out: Path, learner: Learner, cfg: FinetuneConfig, state: dict, memo
 
 
 def export_policy(out: Path, model) -> None:
-    from duet_env import checkpoint
-
     checkpoint.save(out / "policy", "gpt", model.state_dict(), model.config, {"finetuned": True})
 
 
 def plot_curve(path: Path, curve: list[dict]) -> None:
-    import matplotlib
+    import matplotlib  # here, not at the top: choosing the Agg backend must not affect importers
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from duet_env.atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([c["round"] for c in curve], [c["train_reward"] for c in curve], label="train episodes (sampled)")
@@ -479,15 +471,6 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
         stop_after: int | None = None) -> dict | None:
     """Train, evaluate before/after, write the run directory. ``stop_after`` ends the process
     of training after that many rounds as a kill would (used by the resume test)."""
-    from duet_env.data.dd100 import load_split
-    from duet_env.data.default import resolve_root
-    from duet_env.episodes import episode_clips
-    from duet_env.metrics import ReferenceStats
-    from duet_env.tokenizer import Tokenizer
-    from duet_env import checkpoint
-    from pretrain.gpt.policy import load_model
-    from rewards import make_reward
-
     torch.set_num_threads(cfg.threads)
     device = checkpoint.resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
@@ -504,14 +487,13 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
 
     tok = Tokenizer.load(cfg.tokenizer, device=str(device))
     model, gpt_cfg, _ = load_model(cfg.policy, device)
-    root = resolve_root(cfg.data)
-    train_clips = load_split(root, "train", progress=False)
-    test_clips = load_split(root, "test", progress=False)
+    train_clips, train_key = load_dataset_clips(cfg.data, "train", progress=False)
+    test_clips = load_split(cfg.data, "test", progress=False)
     if cfg.eval_clips:
         test_clips = test_clips[:cfg.eval_clips]
     if cfg.eval_tokens:
         test_clips = [c.slice(0, cfg.eval_tokens * TOKEN_FRAMES) for c in test_clips]
-    bank = episode_clips(train_clips, tok, cache_key=f"{Path(root).resolve()}::train")
+    bank = episode_clips(train_clips, tok, cache_key=train_key)
     if max(c.num_tokens for c in bank) < cfg.episode_tokens:
         raise SystemExit(f"no training clip has {cfg.episode_tokens} tokens; lower --episode-tokens")
     reference = ReferenceStats.from_duets([(c.follower.joints, c.leader.joints, c.beat_frames) for c in train_clips])
@@ -540,8 +522,6 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
         print("fine-tuning config:\n" + json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
         state["before"] = evaluate(learner.model, test_clips, reference, cfg, tok)
         state["ground_truth"] = ground_truth_row(test_clips, reference, cfg)
-
-    from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))
     bar = tqdm(range(state["round"], cfg.rounds), initial=state["round"], total=cfg.rounds,
@@ -580,46 +560,35 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     summary = {"config": dataclasses.asdict(cfg), "before": state["before"], "after": state["after"],
                "ground_truth": state["ground_truth"], "curve": state["curve"],
                "train_seconds": state["train_seconds"]}
-    from duet_env.atomic import atomic_write_json
-
     atomic_write_json(out / "summary.json", summary)
     save_run(out, learner, cfg, {k: v for k, v in state.items()}, memory)
     print(format_table(state["before"], state["after"], state["ground_truth"]))
     return summary
 
 
-def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
-    d = FinetuneConfig()
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one ``--flag`` per :class:`FinetuneConfig` field, plus --out/--resume."""
     ap = argparse.ArgumentParser(prog="python -m agents.finetune", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--algo", choices=["offpolicy", "ac"], default=d.algo)
-    ap.add_argument("--objective", choices=["td", "target"], default=d.objective)
-    ap.add_argument("--reward", default="default", help='a name, a JSON {name: weight} dict, or a composite')
-    ap.add_argument("--data", default=d.data)
-    ap.add_argument("--policy", default=d.policy)
-    ap.add_argument("--tokenizer", default=d.tokenizer)
-    ap.add_argument("--steps", type=int, default=d.steps, help="environment steps (tokens) for training")
-    ap.add_argument("--num-envs", type=int, default=d.num_envs)
-    ap.add_argument("--episode-tokens", type=int, default=d.episode_tokens)
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--kl-coef", type=float, default=d.kl_coef)
-    ap.add_argument("--temperature", type=float, default=d.temperature, help="rollout sampling temperature")
-    ap.add_argument("--top-k", type=int, default=d.top_k, help="rollout top-k (0 = none)")
-    ap.add_argument("--eval-clips", type=int, default=d.eval_clips)
-    ap.add_argument("--eval-tokens", type=int, default=d.eval_tokens)
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--device", default=d.device)
-    ap.add_argument("--threads", type=int, default=d.threads)
-    ap.add_argument("--out", default="runs/finetune")
-    ap.add_argument("--resume", action="store_true")
-    a = ap.parse_args(argv)
-    reward = a.reward
-    if reward.strip().startswith("{"):
-        reward = json.loads(reward)
-    cfg = FinetuneConfig(algo=a.algo, objective=a.objective, reward=reward, data=a.data, policy=a.policy,
-                         tokenizer=a.tokenizer, steps=a.steps, num_envs=a.num_envs, episode_tokens=a.episode_tokens,
-                         lr=a.lr, kl_coef=a.kl_coef, temperature=a.temperature, top_k=a.top_k, eval_clips=a.eval_clips, eval_tokens=a.eval_tokens, seed=a.seed, device=a.device,
-                         threads=a.threads)
-    return cfg, Path(a.out), a.resume
+    for f in dataclasses.fields(FinetuneConfig):
+        meta = dict(f.metadata)
+        kind = type(f.default)
+        if kind not in (int, float, str):  # reward: a name or a JSON dict
+            kind = _reward_arg
+        ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
+                        help=f"{meta.pop('help')} (default: {f.default})", **meta)
+    ap.add_argument("--out", default="runs/finetune", help="run directory")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    return ap
+
+
+def _reward_arg(text: str):
+    return json.loads(text) if text.strip().startswith("{") else text
+
+
+def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
+    a = vars(build_parser().parse_args(argv))
+    out, resume = Path(a.pop("out")), a.pop("resume")
+    return FinetuneConfig(**a), out, resume
 
 
 def main(argv=None) -> int:

@@ -9,12 +9,13 @@ import torch
 from tqdm.auto import tqdm
 
 from duet_env import skeleton
+from duet_env.conventions import TOKEN_FRAMES
 from duet_env.core import DuetCore
 from duet_env.data.clip import Clip
 from duet_env.episodes import episode_clips
 from duet_env.motion import matrix_to_axis_angle
 from duet_env.observations import TokensObservation
-from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD, TOKEN_FRAMES
+from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
 @dataclass
@@ -44,10 +45,10 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
     ``policy``: "random", "default", a checkpoint path, or a loaded policy object with
     ``sample(obs, mode=...)``. The tokenizer decodes the chosen tokens as the env does.
     """
-    from duet_env.env import _tokenizer
+    from duet_env.env import load_tokenizer
     from rewards import make_reward
 
-    tok = _tokenizer(tokenizer, device) if isinstance(tokenizer, str) else tokenizer
+    tok = load_tokenizer(tokenizer, device) if isinstance(tokenizer, str) else tokenizer
     pol = load_policy(policy, device) if isinstance(policy, str) else policy
     history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
     lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD

@@ -58,7 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .skeleton import NUM_JOINTS
+from .skeleton import JOINT_INDEX as _J, NUM_JOINTS
 
 # Two partners' capsules may overlap this deep (m) before it counts as penetration: soft tissue
 # gives, and round capsules over-fill the flat parts of the body (chest, back, palms).
@@ -77,24 +77,24 @@ HEAD_TOP = -1
 HEAD_TOP_OFFSET = 0.04  # metres from the head joint along neck → head
 
 CAPSULES: tuple[Capsule, ...] = (
-    Capsule("hips", 1, 2, 0.10, "torso"),
-    Capsule("lower_torso", 0, 6, 0.12, "torso"),
-    Capsule("upper_torso", 6, 12, 0.11, "torso"),
-    Capsule("shoulders", 16, 17, 0.06, "torso"),
-    Capsule("neck", 12, 15, 0.055, "neck"),
-    Capsule("head", 15, HEAD_TOP, 0.085, "head"),
-    Capsule("left_upper_arm", 16, 18, 0.045, "upper_arm"),
-    Capsule("right_upper_arm", 17, 19, 0.045, "upper_arm"),
-    Capsule("left_forearm", 18, 20, 0.035, "forearm"),
-    Capsule("right_forearm", 19, 21, 0.035, "forearm"),
-    Capsule("left_hand", 20, 29, 0.03, "hand"),  # wrist → left middle finger, 2nd joint
-    Capsule("right_hand", 21, 44, 0.03, "hand"),  # wrist → right middle finger, 2nd joint
-    Capsule("left_thigh", 1, 4, 0.07, "thigh"),
-    Capsule("right_thigh", 2, 5, 0.07, "thigh"),
-    Capsule("left_shin", 4, 7, 0.05, "shin"),
-    Capsule("right_shin", 5, 8, 0.05, "shin"),
-    Capsule("left_foot", 7, 10, 0.04, "foot"),
-    Capsule("right_foot", 8, 11, 0.04, "foot"),
+    Capsule("hips", _J["left_hip"], _J["right_hip"], 0.10, "torso"),
+    Capsule("lower_torso", _J["pelvis"], _J["spine2"], 0.12, "torso"),
+    Capsule("upper_torso", _J["spine2"], _J["neck"], 0.11, "torso"),
+    Capsule("shoulders", _J["left_shoulder"], _J["right_shoulder"], 0.06, "torso"),
+    Capsule("neck", _J["neck"], _J["head"], 0.055, "neck"),
+    Capsule("head", _J["head"], HEAD_TOP, 0.085, "head"),
+    Capsule("left_upper_arm", _J["left_shoulder"], _J["left_elbow"], 0.045, "upper_arm"),
+    Capsule("right_upper_arm", _J["right_shoulder"], _J["right_elbow"], 0.045, "upper_arm"),
+    Capsule("left_forearm", _J["left_elbow"], _J["left_wrist"], 0.035, "forearm"),
+    Capsule("right_forearm", _J["right_elbow"], _J["right_wrist"], 0.035, "forearm"),
+    Capsule("left_hand", _J["left_wrist"], _J["left_middle2"], 0.03, "hand"),
+    Capsule("right_hand", _J["right_wrist"], _J["right_middle2"], 0.03, "hand"),
+    Capsule("left_thigh", _J["left_hip"], _J["left_knee"], 0.07, "thigh"),
+    Capsule("right_thigh", _J["right_hip"], _J["right_knee"], 0.07, "thigh"),
+    Capsule("left_shin", _J["left_knee"], _J["left_ankle"], 0.05, "shin"),
+    Capsule("right_shin", _J["right_knee"], _J["right_ankle"], 0.05, "shin"),
+    Capsule("left_foot", _J["left_ankle"], _J["left_foot"], 0.04, "foot"),
+    Capsule("right_foot", _J["right_ankle"], _J["right_foot"], 0.04, "foot"),
 )
 NUM_CAPSULES = len(CAPSULES)
 CAPSULE_NAMES: tuple[str, ...] = tuple(c.name for c in CAPSULES)

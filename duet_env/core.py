@@ -16,14 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rewards.context import StepContext
+
+from .conventions import (BEAT_COLUMN, CONTEXT_FRAMES, FOLLOWER_STREAMS, FPS, LEADER_STREAMS, MUSIC_DIM,
+                          MUSIC_TOKEN_DIM, NUM_JOINTS, TOKEN_FRAMES)
 from .episodes import EpisodeClip
 from .motion import heading_from_joints
-from .tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
-
-try:  # rewards/ is a sibling package; its context fixes the history length
-    from rewards.context import CONTEXT_FRAMES
-except ImportError:  # pragma: no cover
-    CONTEXT_FRAMES = 32
+from .tokens import window_length
 
 
 class DuetCore:
@@ -48,12 +47,12 @@ class DuetCore:
         self.W = w
         n_tok = self.history + self.max_len + self.lookahead + 1  # +1: the terminal observation (t = L)
         n_frames = self.F + self.max_len * TOKEN_FRAMES + TOKEN_FRAMES
-        self.music_tok = np.zeros((b, n_tok, TOKEN_FRAMES * 54), np.float32)
+        self.music_tok = np.zeros((b, n_tok, MUSIC_TOKEN_DIM), np.float32)
         self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
-        self.leader_frames = np.zeros((b, n_frames, 55, 3), np.float32)
-        self.music_frames = np.zeros((b, n_frames, 54), np.float32)
+        self.leader_frames = np.zeros((b, n_frames, NUM_JOINTS, 3), np.float32)
+        self.music_frames = np.zeros((b, n_frames, MUSIC_DIM), np.float32)
         self.follower_history = np.zeros((b, self.history, len(FOLLOWER_STREAMS)), np.int64)
-        self.follower_joints_hist = np.zeros((b, self.F, 55, 3), np.float32)
+        self.follower_joints_hist = np.zeros((b, self.F, NUM_JOINTS, 3), np.float32)
         self.t = np.zeros(b, np.int64)
         self.length = np.ones(b, np.int64)
         self.clip_index = np.zeros(b, np.int64)
@@ -65,8 +64,9 @@ class DuetCore:
         self._win = np.arange(w)
         self._ctx = np.arange(self.F)
         self._tok = np.arange(TOKEN_FRAMES)
-        self._leader_pad = np.array([self.codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
-        self._follower_pad = self.nvec.copy()
+        # Pad ids (the codebook size K of each stream) written outside the episode.
+        self.leader_pad = np.array([self.codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
+        self.follower_pad = self.nvec.copy()
         self.last_root_velocity = np.zeros((b, TOKEN_FRAMES, 3), np.float32)
 
     # ---- episode slots ------------------------------------------------------------------
@@ -100,7 +100,7 @@ class DuetCore:
         sl = slice(start, start + length)
         self.music_tok[i] = 0.0
         self.music_tok[i, h:h + length] = np.clip(m.music_tokens[ms:ms + length], -1e4, 1e4)  # the obs Box
-        self.leader_tok[i] = self._leader_pad
+        self.leader_tok[i] = self.leader_pad
         self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
         f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES
         lj, mu = c.leader_joints[f0:f1], m.music[ms * TOKEN_FRAMES:(ms + length) * TOKEN_FRAMES]
@@ -109,7 +109,7 @@ class DuetCore:
         self.leader_frames[i, p + len(lj):] = lj[-1]
         self.music_frames[i] = 0.0
         self.music_frames[i, p:p + len(mu)] = mu
-        self.follower_history[i] = self._follower_pad
+        self.follower_history[i] = self.follower_pad
         # Nothing is decoded yet: the follower's history starts as the leader's first frame.
         self.follower_joints_hist[i] = lj[0]
         self.t[i], self.length[i], self.clip_index[i], self.start[i] = 0, length, clip_id, start
@@ -143,8 +143,17 @@ class DuetCore:
         return heading_from_joints(self.leader_context()[:, -1]).astype(np.float32)
 
     # ---- stepping -----------------------------------------------------------------------
-    def check_actions(self, actions) -> np.ndarray:
+    def check_actions(self, actions, single: bool = False) -> np.ndarray:
+        """The actions as a (B, 5) int64 array, or a clear error (shape, non-integer, out of range).
+
+        ``single``: one env's action of shape (5,) (the single env, B = 1).
+        """
         a = np.asarray(actions)
+        if single:
+            if a.shape != (len(FOLLOWER_STREAMS),):
+                raise ValueError(f"action must have shape ({len(FOLLOWER_STREAMS)},) "
+                                 f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
+            a = a[None]
         if a.shape != (self.num_envs, len(FOLLOWER_STREAMS)):
             raise ValueError(f"actions must have shape ({self.num_envs}, {len(FOLLOWER_STREAMS)}) "
                              f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
@@ -161,11 +170,12 @@ class DuetCore:
             )
         return a.astype(np.int64, copy=False)
 
-    def step(self, actions):
-        """Decode, place and score one token for all B slots; returns (reward, components, terminated)."""
-        from rewards.context import StepContext
+    def step(self, actions, single: bool = False):
+        """Decode, place and score one token for all B slots; returns (reward, components, terminated).
 
-        a = self.check_actions(actions)
+        ``actions``: (B, 5) token ids, or one env's (5,) with ``single`` (see :meth:`check_actions`).
+        """
+        a = self.check_actions(actions, single)
         upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
         out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
@@ -183,12 +193,12 @@ class DuetCore:
         ctx = StepContext(
             leader_joints=self.leader_frames[self._arange[:, None], idx],
             follower_joints=self.follower_joints_hist,
-            music_beat=self.music_frames[self._arange[:, None], idx, 53] > 0.5,
+            music_beat=self.music_frames[self._arange[:, None], idx, BEAT_COLUMN] > 0.5,
             music=self.music_frames[self._arange[:, None], idx],
             hold_expected=self.hold, facing_expected=self.facing, distance_range=self.distance,
             step=self.t.copy(), is_last=t_next >= self.length,
             follower_root_velocity_pred=None if rootvel is None else
-            (rootvel.detach().cpu().numpy() / 30.0).astype(np.float32),  # m/s -> m/frame
+            (rootvel.detach().cpu().numpy() / FPS).astype(np.float32),  # m/s -> m/frame
             follower_tokens=a,
         )
         total, components = self.reward(ctx)

@@ -9,10 +9,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rewards import make_reward
+
+from .conventions import FPS, TOKEN_FRAMES
 from .core import DuetCore
 from .episodes import EpisodeClip, episode_clips, load_dataset_clips, user_clip
 from .observations import observation_factory
-from .tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD, FOLLOWER_STREAMS, TOKEN_FRAMES
+from .tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
 def default_config() -> dict[str, Any]:
@@ -44,23 +47,25 @@ def merge_config(user: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _tokenizer(name: str, device: str):
+def load_tokenizer(name: str, device: str = "cpu"):
+    """The tokenizer ``name`` (shipped name or folder) on ``device``, loaded once per process."""
     from .tokenizer import Tokenizer
 
     return Tokenizer.load(name, device=device)
 
 
+_tokenizer = load_tokenizer  # old name, still used by benchmarks/env_throughput.py
+
+
 @functools.lru_cache(maxsize=8)
 def _dataset_bank(data: str, split: str, tokenizer: str, device: str) -> tuple[EpisodeClip, ...]:
     clips, key = load_dataset_clips(data, split)
-    return tuple(episode_clips(clips, _tokenizer(tokenizer, device), cache_key=key))
+    return tuple(episode_clips(clips, load_tokenizer(tokenizer, device), cache_key=key))
 
 
 def build_core(cfg: dict[str, Any], num_envs: int) -> DuetCore:
     """Load (once per process, cached) the tokenizer and clips a config names; build the core."""
-    from rewards import make_reward
-
-    tok = _tokenizer(str(cfg["tokenizer"]), str(cfg["device"]))
+    tok = load_tokenizer(str(cfg["tokenizer"]), str(cfg["device"]))
     if cfg["music_file"] or cfg["leader_file"]:
         if not (cfg["music_file"] and cfg["leader_file"]):
             raise ValueError("a single-clip env needs both music_file and leader_file")
@@ -76,7 +81,97 @@ def build_core(cfg: dict[str, Any], num_envs: int) -> DuetCore:
                     make_reward(cfg["reward"]), cfg["device"])
 
 
-class DuetAccompanyEnv(gym.Env):
+# Keys of ``info`` in both envs (the vector env batches each value over envs).
+INFO_KEYS: tuple[str, ...] = ("clip", "clip_index", "start", "step", "reward_components")
+
+
+class DuetFrontend:
+    """What ``gym.make`` and ``gym.make_vec`` share over one :class:`DuetCore`: building the
+    core from a config, the pending reward swap, the started-episode check, episode starts,
+    ``info`` building (:data:`INFO_KEYS`) and rendering. Action validation is
+    :meth:`DuetCore.check_actions`."""
+
+    render_mode: str | None
+    config: dict[str, Any]
+    core: DuetCore
+
+    def _setup(self, render_mode: str | None, config: dict[str, Any], num_envs: int) -> tuple[spaces.Space, spaces.Space]:
+        """Build config, core and observation type; returns the single-env (observation, action) spaces."""
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
+        self.render_mode = render_mode
+        self.config = merge_config(config)
+        self.core = build_core(self.config, num_envs)
+        self.observation_type = observation_factory(self.config["observation"])
+        self._pending_reward = None
+        self._running = False
+        return self.observation_type.space(self.core), spaces.MultiDiscrete(self.core.nvec.copy())
+
+    # ---- reward swapping ----------------------------------------------------------------
+    def set_reward(self, spec) -> None:
+        """Use the reward ``spec`` (name, {name: weight} dict or composite) from the next
+        ``reset()`` on. In the vector env the envs share one batched reward call, so
+        autoresets keep the current reward."""
+        self._pending_reward = make_reward(spec)  # fails now, with the known names, if unknown
+
+    @property
+    def reward_names(self) -> list[str]:
+        return list(self.core.reward.names)
+
+    def _take_reward_option(self, options: dict | None) -> dict:
+        """Apply ``options["reward"]`` and any pending reward; returns the other options."""
+        options = dict(options or {})
+        if "reward" in options:
+            self.set_reward(options.pop("reward"))
+        if self._pending_reward is not None:
+            self.core.reward, self._pending_reward = self._pending_reward, None
+        return options
+
+    # ---- episodes -----------------------------------------------------------------------
+    def _check_started(self) -> None:
+        if not self._running:
+            raise RuntimeError("call reset() before step() (the episode has ended or never started)")
+
+    def _new_episode(self, i: int, rng: np.random.Generator, clip_id: int | None = None,
+                     start: int | None = None) -> None:
+        """Start an episode in slot ``i`` (clip drawn with ``rng`` unless given)."""
+        if clip_id is None:
+            clip_id = int(rng.integers(len(self.core.clips)))
+        s, length = self.core.episode_bounds(clip_id, rng, start, self.config["random_start"])
+        self.core.reset_slot(i, clip_id, s, length)
+        self._running = True
+
+    # ---- info ---------------------------------------------------------------------------
+    def _slot_info(self, i: int, components) -> dict:
+        """The info dict of slot ``i`` (:data:`INFO_KEYS`); ``components`` None: all terms 0."""
+        c = self.core
+        return {"clip": c.clips[c.clip_index[i]].name, "clip_index": int(c.clip_index[i]),
+                "start": int(c.start[i]), "step": int(c.t[i]),
+                "reward_components": {n: float(components[n][i]) if components is not None else 0.0
+                                      for n in c.reward.names}}
+
+    def _batch_info(self, components) -> dict:
+        """The info of all slots, each key batched over envs (:data:`INFO_KEYS`)."""
+        c = self.core
+        comp = {n: (np.asarray(components[n], np.float32) if components is not None
+                    else np.zeros(c.num_envs, np.float32)) for n in c.reward.names}
+        return {"clip": np.array([c.clips[k].name for k in c.clip_index], object),
+                "clip_index": c.clip_index.copy(), "start": c.start.copy(), "step": c.t.copy(),
+                "reward_components": comp}
+
+    # ---- rendering ----------------------------------------------------------------------
+    def _render_frames(self) -> list[np.ndarray] | None:
+        """One rgb_array image per env (both dancers at the last decoded frame), or None."""
+        if self.render_mode != "rgb_array":
+            return None
+        from .render import render_frame
+
+        leader = self.core.leader_context()[:, -1]
+        follower = self.core.follower_frames()[:, -1]
+        return [render_frame(leader[i], follower[i]) for i in range(self.core.num_envs)]
+
+
+class DuetAccompanyEnv(DuetFrontend, gym.Env):
     """
     ## Description
     Dance accompaniment: music plays and a leader dances; the agent is the follower. Every step
@@ -87,7 +182,8 @@ class DuetAccompanyEnv(gym.Env):
 
     ## Action Space
     ``MultiDiscrete([K_up, K_down, K_lhand, K_rhand, K_transl])``: one codebook entry per
-    follower stream (upper body, lower body, left hand, right hand, relative translation). The
+    follower stream (upper body, lower body, left hand, right hand, relative translation; the
+    stream names of :mod:`duet_env.conventions`). The
     first two entries are the pose-code pair. Sizes come from the tokenizer checkpoint.
 
     ## Observation Space
@@ -97,6 +193,13 @@ class DuetAccompanyEnv(gym.Env):
     outside the episode, token streams hold the pad id K and music is zero.
     ``"features"`` — Box float32 vector for MLP policies (see
     :class:`duet_env.observations.FeaturesObservation`).
+
+    ## Info
+    The same keys for ``gym.make`` and ``gym.make_vec`` (:data:`INFO_KEYS`; the vector env
+    batches each value over envs, its ``final_info`` entries are single-env dicts):
+    ``clip`` (clip name), ``clip_index`` (its index in the env's clip bank), ``start`` (the
+    episode's first token in the clip), ``step`` (tokens decoded so far in the episode) and
+    ``reward_components`` (``{term name: value}`` of this step; zeros after reset).
 
     ## Rewards
     A weighted sum of named terms from :mod:`rewards` (beat, half_body, facing, contact,
@@ -124,71 +227,41 @@ class DuetAccompanyEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30 // TOKEN_FRAMES}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS // TOKEN_FRAMES}
 
     def __init__(self, render_mode: str | None = None, **config):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
-        self.render_mode = render_mode
-        self.config = merge_config(config)
-        self.core = build_core(self.config, 1)
-        self.observation_type = observation_factory(self.config["observation"])
-        self.observation_space = self.observation_type.space(self.core)
-        self.action_space = spaces.MultiDiscrete(self.core.nvec.copy())
+        self.observation_space, self.action_space = self._setup(render_mode, config, num_envs=1)
         self._clip_names = {c.name: i for i, c in enumerate(self.core.clips)}
-        self._pending_reward = None
-        self._needs_reset = True
-
-    # ---- reward swapping ----------------------------------------------------------------
-    def set_reward(self, spec) -> None:
-        """Use the reward ``spec`` (name, {name: weight} dict or composite) from the next reset."""
-        from rewards import make_reward
-
-        self._pending_reward = make_reward(spec)  # fails now, with the known names, if unknown
-
-    @property
-    def reward_names(self) -> list[str]:
-        return list(self.core.reward.names)
 
     # ---- gymnasium API ------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        if "reward" in options:
-            self.set_reward(options.pop("reward"))
-        if self._pending_reward is not None:
-            self.core.reward, self._pending_reward = self._pending_reward, None
+        options = self._take_reward_option(options)
         clip = options.pop("clip", None)
         start = options.pop("start", None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; known: clip, start, reward")
-        if clip is None:
-            clip_id = int(self.np_random.integers(len(self.core.clips)))
-        elif isinstance(clip, (int, np.integer)):
-            clip_id = int(clip)
-            if not 0 <= clip_id < len(self.core.clips):
-                raise ValueError(f"clip index {clip_id} out of range 0..{len(self.core.clips) - 1}")
-        elif clip in self._clip_names:
-            clip_id = self._clip_names[clip]
-        else:
-            raise ValueError(f"unknown clip {clip!r}; this env has {len(self._clip_names)} clips, "
-                             f"e.g. {sorted(self._clip_names)[:5]}")
-        s, length = self.core.episode_bounds(clip_id, self.np_random, start, self.config["random_start"])
-        self.core.reset_slot(0, clip_id, s, length)
-        self._needs_reset = False
+        self._new_episode(0, self.np_random, self._clip_id(clip), start)
         return self._observe(), self._info(None)
 
     def step(self, action):
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step() (the episode has ended or never started)")
-        a = np.asarray(action)
-        if a.shape != (len(FOLLOWER_STREAMS),):
-            raise ValueError(f"action must have shape ({len(FOLLOWER_STREAMS)},) "
-                             f"[{', '.join(FOLLOWER_STREAMS)}]; got {a.shape}")
-        reward, components, terminated = self.core.step(a[None])
+        self._check_started()
+        reward, components, terminated = self.core.step(action, single=True)
         done = bool(terminated[0])
-        self._needs_reset = done
+        self._running = not done
         return self._observe(), float(reward[0]), done, False, self._info(components)
+
+    def _clip_id(self, clip) -> int:
+        if clip is None:
+            return int(self.np_random.integers(len(self.core.clips)))
+        if isinstance(clip, (int, np.integer)):
+            if not 0 <= int(clip) < len(self.core.clips):
+                raise ValueError(f"clip index {int(clip)} out of range 0..{len(self.core.clips) - 1}")
+            return int(clip)
+        if clip in self._clip_names:
+            return self._clip_names[clip]
+        raise ValueError(f"unknown clip {clip!r}; this env has {len(self._clip_names)} clips, "
+                         f"e.g. {sorted(self._clip_names)[:5]}")
 
     def _observe(self):
         obs = self.observation_type.observe(self.core)
@@ -197,20 +270,11 @@ class DuetAccompanyEnv(gym.Env):
         return obs[0]
 
     def _info(self, components) -> dict:
-        info = {"clip": self.core.clips[self.core.clip_index[0]].name, "step": int(self.core.t[0]),
-                "start": int(self.core.start[0])}
-        names = self.core.reward.names
-        info["reward_components"] = {n: float(components[n][0]) if components is not None else 0.0 for n in names}
-        return info
+        return self._slot_info(0, components)
 
     def render(self):
-        if self.render_mode != "rgb_array":
-            return None
-        from .render import render_frame
-
-        leader = self.core.leader_context()[0, -1]
-        follower = self.core.follower_frames()[0, -1]
-        return render_frame(leader, follower)
+        frames = self._render_frames()
+        return None if frames is None else frames[0]
 
     # ---- extras -------------------------------------------------------------------------
     @property

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_save_npz
-from .data.clip import BEAT_COLUMN, MUSIC_DIM, Clip
+from .conventions import BEAT_COLUMN, FPS, MUSIC_TOKEN_DIM, TOKEN_FRAMES
+from .data.clip import Clip
 from .genres import GenreStyle, style_of
 from .paths import cache_dir
-from .tokens import TOKEN_FRAMES
 
 
 @dataclass
@@ -41,7 +41,7 @@ class EpisodeClip:
     @property
     def music_tokens(self) -> np.ndarray:
         """(N, 4*54): the music features of each token's 4 frames, flattened."""
-        return self.music.reshape(self.num_tokens, TOKEN_FRAMES * MUSIC_DIM)
+        return self.music.reshape(self.num_tokens, MUSIC_TOKEN_DIM)
 
     @property
     def beats(self) -> np.ndarray:
@@ -94,13 +94,12 @@ def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
     return out
 
 
-def load_dataset_clips(data: str, split: str) -> tuple[list[Clip], str]:
+def load_dataset_clips(data: str, split: str, progress: bool = True) -> tuple[list[Clip], str]:
     """Clips of a dataset split and a cache key naming them. ``data`` is "synth" or a folder."""
-    from .data.dd100 import load_split
-    from .data.default import resolve_root
+    from .data import load_split, resolve_root
 
+    clips = load_split(data, split, progress=progress)
     root = resolve_root(data)
-    clips = load_split(root, split)
     if not clips:
         raise ValueError(f"dataset {root} has no clips in split {split!r}")
     return clips, f"{Path(root).resolve()}::{split}"
@@ -119,8 +118,8 @@ def user_clip(music_file: str, leader_file: str, genre: str = "Unknown",
     from .data.safe_pickle import load_npy_dict
     from .music import extract_features
 
+    d = load_npy_dict(leader_file)  # first: the cheap check of the two, and it never runs code
     music = extract_features(music_file)
-    d = load_npy_dict(leader_file)
     if "poses" not in d or "transl" not in d:
         raise ValueError(f"leader motion {leader_file} must hold 'poses' (T, 165) and 'transl' (T, 3); "
                          f"found keys {sorted(d)}")
@@ -129,10 +128,10 @@ def user_clip(music_file: str, leader_file: str, genre: str = "Unknown",
     if not (np.isfinite(poses).all() and np.isfinite(transl).all()):
         raise ValueError(f"leader motion {leader_file} contains NaN or inf")
     tm, tl = len(music), len(poses)
-    if abs(tm - tl) > max_length_mismatch_s * 30:
+    if abs(tm - tl) > max_length_mismatch_s * FPS:
         raise ValueError(
-            f"music {music_file} has {tm} frames ({tm / 30:.1f} s) but leader motion {leader_file} has "
-            f"{tl} frames ({tl / 30:.1f} s): they differ by more than {max_length_mismatch_s} s"
+            f"music {music_file} has {tm} frames ({tm / FPS:.1f} s) but leader motion {leader_file} has "
+            f"{tl} frames ({tl / FPS:.1f} s): they differ by more than {max_length_mismatch_s} s"
         )
     t = min(tm, tl)
     leader = Dancer(poses[:t], transl[:t])

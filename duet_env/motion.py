@@ -1,16 +1,15 @@
 """Motion maths shared by every part: rotations, normalisation, velocities, headings.
 
 Every function takes numpy arrays or torch tensors and returns the same kind (torch stays
-differentiable). Conventions (DESIGN.md): y up, metres, 30 fps, SMPL-X joint order.
+differentiable). Conventions (:mod:`duet_env.conventions`): y up, metres, 30 fps, SMPL-X joint order.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-FPS = 30
-FRAME_TIME = 1.0 / FPS
-UP = np.array([0.0, 1.0, 0.0])
+from .conventions import FPS, FRAME_TIME  # noqa: F401  (FRAME_TIME: public here too)
+
 
 
 def _to_torch(x):
@@ -156,11 +155,6 @@ def from_heading_frame(vec, forward):
     return _back(out, was_np, vec.dtype if was_np else None)
 
 
-def root_relative(joints):
-    """Joint positions relative to the pelvis (joint 0): ``joints - joints[..., :1, :]``."""
-    return joints - joints[..., :1, :]
-
-
 def velocities(x, fps: float = FPS):
     """Finite-difference velocity along the time axis 0, per second; same length as ``x``.
 
@@ -176,5 +170,5 @@ def velocities(x, fps: float = FPS):
 
 
 def relative_translation(follower_pelvis, leader_pelvis, leader_forward):
-    """DESIGN.md's relative translation: (follower − leader pelvis) in the leader's heading frame."""
+    """The relative translation (docs/design.md): (follower − leader pelvis) in the leader's heading frame."""
     return to_heading_frame(follower_pelvis - leader_pelvis, leader_forward)

@@ -1,6 +1,7 @@
 """Music features: 54 numbers per 30 fps frame, from any audio file librosa reads.
 
-Composition (DESIGN.md; the Duolando / Bailando music features, computed with librosa here):
+Composition (the Duolando / Bailando music features, computed with librosa here; the column
+indices are :mod:`duet_env.conventions`' ``MFCC_COLUMNS`` … ``BEAT_COLUMN``):
 
 ==========  ========  =====================================================================
 columns     size      feature
@@ -36,17 +37,15 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_save_npy
+from .conventions import BEAT_COLUMN, FPS, MUSIC_DIM, ONSET_COLUMN  # noqa: F401  (re-exported)
 from .paths import cache_dir
 
 SAMPLE_RATE = 15360
 HOP_LENGTH = 512
-FPS = SAMPLE_RATE // HOP_LENGTH  # 30
 N_MFCC = 20
 N_CHROMA = 12
 CHROMA_OCTAVES = 7
-FEATURE_DIM = 54
-ONSET_COLUMN = 52
-BEAT_COLUMN = 53
+assert SAMPLE_RATE // HOP_LENGTH == FPS  # one feature frame per motion frame
 FEATURE_VERSION = 1  # bump when the feature recipe changes: old cache entries stop matching
 
 MIN_DURATION_S = 1.0
@@ -119,7 +118,7 @@ def features_from_audio(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         ],
         axis=1,
     ).astype(np.float32)
-    assert feats.shape[1] == FEATURE_DIM
+    assert feats.shape[1] == MUSIC_DIM
     return feats
 
 
@@ -146,7 +145,7 @@ def _load_cached(target: Path) -> np.ndarray | None:
         feats = np.load(target, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None  # a damaged cache entry is recomputed, not trusted
-    if feats.ndim != 2 or feats.shape[1] != FEATURE_DIM or feats.dtype != np.float32:
+    if feats.ndim != 2 or feats.shape[1] != MUSIC_DIM or feats.dtype != np.float32:
         return None
     return feats
 
@@ -175,6 +174,6 @@ def extract_features(path: str | os.PathLike, *, cache: bool = True) -> np.ndarr
 def beat_frames(features: np.ndarray) -> np.ndarray:
     """Frame indices (int64) of the music beats: rows whose column 53 is set."""
     features = np.asarray(features)
-    if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
-        raise ValueError(f"features must have shape (T, {FEATURE_DIM}); got {features.shape}")
+    if features.ndim != 2 or features.shape[1] != MUSIC_DIM:
+        raise ValueError(f"features must have shape (T, {MUSIC_DIM}); got {features.shape}")
     return np.flatnonzero(features[:, BEAT_COLUMN] > 0.5).astype(np.int64)

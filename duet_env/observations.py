@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from gymnasium import spaces
 
-from .data.clip import BEAT_COLUMN, MUSIC_DIM
-from .tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+from .conventions import BEAT_COLUMN, BODY_JOINTS, FOLLOWER_STREAMS, FPS, LEADER_STREAMS, MUSIC_DIM, ONSET_COLUMN, TOKEN_FRAMES
+from .motion import to_heading_frame
+from .tokens import window_length
 
 if TYPE_CHECKING:
     from .core import DuetCore
 
-# The 22 body joints (SMPL-X 0..21): the features observation ignores face and fingers.
-BODY_JOINTS = np.arange(22)
+# The features observation uses the 22 body joints (conventions.BODY_JOINTS), not face and fingers.
+_BODY = np.array(BODY_JOINTS)
+_NB = len(BODY_JOINTS)
 # Finite Box bounds (checkers warn on infinite ones). Music features stay far inside
 # (MFCC 0 of digital silence is about −1.1e3); values are clipped into the box all the same.
 BOUND = 1e4
@@ -87,22 +89,20 @@ class FeaturesObservation(ObservationType):
     @staticmethod
     def size(core) -> int:
         w = window_length(core.history, core.lookahead)
-        return w * TOKEN_FRAMES * 2 + TOKEN_FRAMES * 22 * 3 + 22 * 3 * 2 + 1
+        return w * TOKEN_FRAMES * 2 + TOKEN_FRAMES * _NB * 3 + _NB * 3 * 2 + 1
 
     def observe(self, core):
-        from .motion import to_heading_frame
-
         b = core.num_envs
         music, _ = core.window()
-        frames = music.reshape(b, -1, MUSIC_DIM)[:, :, [BEAT_COLUMN - 1, BEAT_COLUMN]].reshape(b, -1)
+        frames = music.reshape(b, -1, MUSIC_DIM)[:, :, [ONSET_COLUMN, BEAT_COLUMN]].reshape(b, -1)
         leader_hist = core.leader_context()            # (B, F, 55, 3), last frame = last decoded
         anchor = leader_hist[:, -1, 0]                  # leader pelvis
         fwd = core.leader_forward_last()                # (B, 3)
-        upcoming = core.leader_upcoming()[:, :, BODY_JOINTS]      # (B, 4, 22, 3)
+        upcoming = core.leader_upcoming()[:, :, _BODY]      # (B, 4, 22, 3)
         lead = to_heading_frame(upcoming - anchor[:, None, None], fwd[:, None, None])
-        fol = core.follower_joints_hist[:, :, BODY_JOINTS]
+        fol = core.follower_joints_hist[:, :, _BODY]
         last = to_heading_frame(fol[:, -1] - anchor[:, None], fwd[:, None])
-        vel = to_heading_frame((fol[:, -1] - fol[:, -1 - TOKEN_FRAMES]) * (30.0 / TOKEN_FRAMES), fwd[:, None])
+        vel = to_heading_frame((fol[:, -1] - fol[:, -1 - TOKEN_FRAMES]) * (FPS / TOKEN_FRAMES), fwd[:, None])
         progress = (core.t / np.maximum(core.length, 1)).astype(np.float32)[:, None]
         out = np.concatenate([frames, lead.reshape(b, -1), last.reshape(b, -1), vel.reshape(b, -1), progress], 1)
         return np.clip(out, -BOUND, BOUND).astype(np.float32)

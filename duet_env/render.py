@@ -27,7 +27,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import gaussian_filter1d
 
 from .atomic import atomic_write
-from .skeleton import NUM_JOINTS, PARENTS
+from .conventions import BODY_JOINTS, FPS, PELVIS, joint_span
+from .skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
 
 LEADER_COLOUR = (52, 101, 214)  # blue
 FOLLOWER_COLOUR = (236, 128, 28)  # orange
@@ -45,13 +46,13 @@ GRID_STEP = 0.5
 CAMERA_SMOOTHING = 45.0  # frames (σ of the Gaussian smoothing of the sequence's target)
 HEAD_RADIUS = 0.1  # metres
 
-_BODY_JOINTS = set(range(1, 22))  # child joints of the thick body bones (pelvis to wrists)
-_FACE_JOINTS = {22, 23, 24}  # jaw and eyes: not drawn (clutter at this size)
+_BODY_JOINTS = set(BODY_JOINTS) - {PELVIS}  # child joints of the thick body bones (pelvis to wrists)
+_FINGER_JOINTS = joint_span("left_index1", "right_thumb3")  # thin bones; jaw and eyes are not drawn
 
 
 def _bones() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     body = [(PARENTS[j], j) for j in range(NUM_JOINTS) if j in _BODY_JOINTS]
-    fingers = [(PARENTS[j], j) for j in range(25, NUM_JOINTS)]
+    fingers = [(PARENTS[j], j) for j in _FINGER_JOINTS]
     b, f = np.array(body), np.array(fingers)
     return b[:, 0], b[:, 1], f[:, 0], f[:, 1]
 
@@ -146,7 +147,7 @@ def _draw_dancer(draw: ImageDraw.ImageDraw, camera: Camera, joints: np.ndarray, 
     for j in (0, 4, 5, 18, 19):  # pelvis, knees, elbows: round the bends
         x, y = pix[j]
         draw.ellipse((x - r_joint, y - r_joint, x + r_joint, y + r_joint), fill=colour)
-    return float(hx), float(min(pix[:25, 1].min(), hy - r) - 6 * scale)
+    return float(hx), float(min(pix[:JOINT_INDEX["left_index1"], 1].min(), hy - r) - 6 * scale)
 
 
 def _draw_labels(draw: ImageDraw.ImageDraw, anchors: list[tuple[float, float]], labels: list[str], colours,
@@ -294,7 +295,7 @@ def _mux_audio(video: str, audio_path: str | os.PathLike, out: str, seconds: flo
         raise RuntimeError(f"ffmpeg could not mux {audio_path} into {target}: {done.stderr.strip()}")
 
 
-def write_video(frames: Iterable[np.ndarray] | np.ndarray, path: str | os.PathLike, fps: float = 30,
+def write_video(frames: Iterable[np.ndarray] | np.ndarray, path: str | os.PathLike, fps: float = FPS,
                 audio_path: str | os.PathLike | None = None) -> Path:
     """Write frames ``(H, W, 3)`` uint8 to an H.264 mp4, optionally with music, atomically.
 
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = iter_frames(leader, follower, width=args.width, height=args.height, title=clip.name,
                              progress=True)
         audio = None if args.no_audio else clip.audio_path
-        write_video(frames, out, fps=30, audio_path=audio)
+        write_video(frames, out, fps=FPS, audio_path=audio)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

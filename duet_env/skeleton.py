@@ -1,4 +1,6 @@
-"""SMPL-X 55-joint skeleton: kinematic tree, body-part split, forward kinematics.
+"""SMPL-X 55-joint skeleton: joint names, kinematic tree, forward kinematics.
+
+The body-part split and the other joint sets live in :mod:`duet_env.conventions`.
 
 The licensed SMPL-X model files cannot ship with this package, so the default body is an
 **approximate neutral rest skeleton** written for this project: joint offsets for an adult
@@ -23,8 +25,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import motion
-
 NUM_JOINTS = 55
 POSE_DIM = NUM_JOINTS * 3  # 165: axis-angle per joint, SMPL-X order
 
@@ -47,15 +47,6 @@ PARENTS: tuple[int, ...] = (
     20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
     21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
 )
-
-# Body parts of DESIGN.md (SMPL-X joint indices); each joint belongs to exactly one part.
-BODY_PARTS: dict[str, tuple[int, ...]] = {
-    "lower": (0, 1, 2, 4, 5, 7, 8, 10, 11),
-    "upper": (3, 6, 9) + tuple(range(12, 25)),
-    "lhand": tuple(range(25, 40)),
-    "rhand": tuple(range(40, 55)),
-}
-PART_NAMES: tuple[str, ...] = ("upper", "lower", "lhand", "rhand")  # token stream order: up, down, lhand, rhand
 
 # Left/right pairs, for mirroring motion.
 MIRROR_INDEX: tuple[int, ...] = tuple(
@@ -141,6 +132,8 @@ def bone_lengths(offsets: np.ndarray = REST_OFFSETS) -> np.ndarray:
 
 def _as_rotmats(poses: torch.Tensor) -> torch.Tensor:
     if poses.shape[-1] == POSE_DIM:
+        from . import motion  # (motion -> conventions -> this module's joint tables)
+
         return motion.axis_angle_to_matrix(poses.reshape(*poses.shape[:-1], NUM_JOINTS, 3))
     if poses.shape[-3:] == (NUM_JOINTS, 3, 3):
         return poses
@@ -255,6 +248,8 @@ class SmplxBody:
 
     def _forward(self, poses: torch.Tensor, transl: torch.Tensor, betas=None):
         batch_shape = transl.shape[:-1]
+        from . import motion
+
         aa = poses if poses.shape[-1] == POSE_DIM else motion.matrix_to_axis_angle(poses).flatten(-2)
         aa = aa.reshape(-1, POSE_DIM).float()
         t = transl.reshape(-1, 3).float()
@@ -284,3 +279,12 @@ class SmplxBody:
     @property
     def faces(self) -> np.ndarray:
         return np.asarray(self.model.faces, dtype=np.int64)
+
+
+def __getattr__(name: str):
+    # Old names kept importable: the part split now lives in duet_env.conventions.
+    if name in ("BODY_PARTS", "PART_NAMES"):
+        from . import conventions
+
+        return conventions.PART_JOINTS if name == "BODY_PARTS" else conventions.PART_NAMES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

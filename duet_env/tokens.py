@@ -9,7 +9,7 @@ tokenizer, the follower GPT and the environment.
   from :func:`duet_env.motion.heading_from_joints` on the leader's joints), for both
   dancers: the leader's own tokens are therefore facing-invariant and the follower's
   tokens encode its pose *relative to the leader*. The relative translation is the
-  follower-minus-leader pelvis offset in the same frame (DESIGN.md). Decoding rotates back
+  follower-minus-leader pelvis offset in the same frame (docs/design.md). Decoding rotates back
   by the leader's heading and adds the leader's pelvis.
 * Padding: outside the clip (before its start, after its end) a token stream holds the
   id ``K`` (its codebook size), so embedding tables have ``K + 1`` rows.
@@ -38,12 +38,9 @@ consumers reshape (time-major) — :class:`pretrain.gpt.FollowerPolicy` accepts 
 """
 from __future__ import annotations
 
-TOKEN_FRAMES = 4
-POSE_STREAMS: tuple[str, ...] = ("up", "down", "lhand", "rhand")
-LEADER_STREAMS: tuple[str, ...] = POSE_STREAMS
-FOLLOWER_STREAMS: tuple[str, ...] = POSE_STREAMS + ("transl",)
-# stream name -> body part name of duet_env.skeleton.BODY_PARTS
-PART_OF_STREAM: dict[str, str] = {"up": "upper", "down": "lower", "lhand": "lhand", "rhand": "rhand"}
+# The stream names and token length are conventions (duet_env.conventions), re-exported here.
+from .conventions import (FOLLOWER_STREAMS, LEADER_STREAMS, PART_OF_STREAM, POSE_STREAMS,  # noqa: F401
+                          TOKEN_FRAMES)
 
 DEFAULT_HISTORY = 16
 DEFAULT_LOOKAHEAD = 8

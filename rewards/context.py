@@ -6,7 +6,7 @@ the token just decoded (the *current window*), preceded by ``HISTORY_FRAMES`` (=
 history, so ``F = 32`` by default. Before the clip start the history is filled with the first
 frame of the clip (repeated), so a padded history looks like standing still.
 
-Units and frames: world joint positions in metres, y up (DESIGN.md); 30 fps.
+Units and frames: world joint positions in metres, y up, 30 fps (duet_env.conventions).
 ``follower_root_velocity_pred`` is the lower-body decoder's predicted root (pelvis) velocity in
 **metres per frame**, world frame, for the token's 4 frames: entry ``k`` is the displacement
 from frame ``F-5+k`` to frame ``F-4+k`` (the same convention as Duolando's root-velocity branch).
@@ -17,16 +17,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from duet_env.motion import FPS
+from duet_env.conventions import BEAT_COLUMN, CONTEXT_FRAMES, FPS, HISTORY_FRAMES, MUSIC_DIM, TOKEN_FRAMES
 from duet_env.skeleton import NUM_JOINTS
-from duet_env.tokens import TOKEN_FRAMES
-
-# Same values as duet_env.data.clip; repeated so rewards/ imports no data-loading package.
-MUSIC_DIM = 54
-BEAT_COLUMN = 53
-
-HISTORY_FRAMES = 28
-CONTEXT_FRAMES = HISTORY_FRAMES + TOKEN_FRAMES  # F = 32
 
 
 def _as_array(name: str, value, dtype, shape: tuple) -> np.ndarray:
@@ -46,7 +38,7 @@ class StepContext:
     """Everything a reward term may look at for one step of ``B`` envs (see module docstring).
 
     leader_joints, follower_joints: (B, F, 55, 3) float32 world joint positions.
-    music_beat: (B, F) bool — music beat flags per frame (music feature column 53).
+    music_beat: (B, F) bool — music beat flags per frame (music feature column BEAT_COLUMN).
     music: (B, F, 54) float32 music features.
     hold_expected: (B,) bool; facing_expected: (B,) float32 radians (relative heading of the
     follower to the leader, π = face to face); distance_range: (B, 2) float32 metres
@@ -115,8 +107,8 @@ class StepContext:
                     follower_root_velocity_pred=None, genre: str | None = None) -> "StepContext":
         """A batch of one from unbatched arrays: joints (F, 55, 3), music_beat (F,), music (F, 54).
 
-        ``music`` defaults to zeros with column 53 = ``music_beat``; ``music_beat`` defaults to
-        column 53 of ``music`` (> 0.5), or no beats. When ``genre`` is given, ``hold_expected``,
+        ``music`` defaults to zeros with column ``BEAT_COLUMN`` = ``music_beat``; ``music_beat`` defaults to
+        column ``BEAT_COLUMN`` of ``music`` (> 0.5), or no beats. When ``genre`` is given, ``hold_expected``,
         ``facing_expected`` and ``distance_range`` come from :func:`duet_env.genres.style_of`.
         """
         lj = np.asarray(leader_joints, np.float32)

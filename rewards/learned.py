@@ -25,7 +25,6 @@ windows, used to squash the term into [0, 1]).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,22 +36,22 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from tqdm.auto import tqdm
 
-from duet_env.atomic import atomic_write, atomic_write_json
+from duet_env import checkpoint
+from duet_env.conventions import BODY_JOINTS, FPS
 from duet_env.skeleton import NUM_JOINTS
 
 from .context import CONTEXT_FRAMES, StepContext
 from .primitives import body_heading
 from .registry import RewardTerm, register
 
-BODY_JOINTS = 22
-FEATURE_DIM = 2 * 2 * BODY_JOINTS * 3  # 2 dancers × (position, velocity) × 22 joints × xyz
+FEATURE_DIM = 2 * 2 * len(BODY_JOINTS) * 3  # 2 dancers × (position, velocity) × 22 joints × xyz
 CHECKPOINT_STEM = "reward_model"
 DEFAULT_NOISE_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # E3D2's ablation spans ε = 0.02 … 1.0
 
 
-def pair_features(leader: np.ndarray, follower: np.ndarray, fps: float = 30.0) -> np.ndarray:
+def pair_features(leader: np.ndarray, follower: np.ndarray, fps: float = FPS) -> np.ndarray:
     """Window features ``(..., W, 264)`` float32 of joints ``(..., W, 55, 3)`` (see module docstring)."""
-    lj, fj = leader[..., :BODY_JOINTS, :], follower[..., :BODY_JOINTS, :]
+    lj, fj = leader[..., list(BODY_JOINTS), :], follower[..., list(BODY_JOINTS), :]
     anchor = leader[..., -1, 0, :].copy()  # (..., 3) leader pelvis at the last frame
     anchor[..., 1] = 0.0  # keep heights absolute: the ground is meaningful
     yaw = body_heading(leader[..., -1, :, :])  # (...,)
@@ -175,35 +174,23 @@ def _sample_pairs(groups, window: int, batch: int, rng: np.random.Generator) -> 
 
 
 def save_reward_model(folder: str | os.PathLike, model: RewardModel, config: RewardModelConfig) -> Path:
-    """Write ``folder/reward_model.safetensors`` then ``folder/reward_model.json``, each atomically."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(folder / f"{CHECKPOINT_STEM}.safetensors", lambda tmp: save_file(tensors, tmp))
-    atomic_write_json(folder / f"{CHECKPOINT_STEM}.json", asdict(config))
-    return folder
+    """Write the checkpoint ``folder/reward_model.{safetensors,json}`` (duet_env.checkpoint.save)."""
+    return checkpoint.save(folder, CHECKPOINT_STEM, model.state_dict(), asdict(config))
 
 
 def load_reward_model(folder: str | os.PathLike) -> tuple[RewardModel, RewardModelConfig]:
     """Read a checkpoint written by :func:`save_reward_model`; clear errors for missing/corrupt files."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    wpath, jpath = folder / f"{CHECKPOINT_STEM}.safetensors", folder / f"{CHECKPOINT_STEM}.json"
-    for p in (wpath, jpath):
+    for p in (folder / f"{CHECKPOINT_STEM}.safetensors", folder / f"{CHECKPOINT_STEM}.json"):
         if not p.is_file():
             raise FileNotFoundError(f"learned reward checkpoint: missing {p} (train one with rewards.train_reward_model)")
+    tensors, raw_config, _ = checkpoint.load(folder, CHECKPOINT_STEM)
     try:
-        config = RewardModelConfig(**json.loads(jpath.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"learned reward checkpoint: corrupt config {jpath}: {e}") from e
+        config = RewardModelConfig(**raw_config)
+    except TypeError as e:
+        raise checkpoint.CheckpointError(f"learned reward checkpoint {folder}: corrupt config: {e}") from e
     model = RewardModel(hidden=config.hidden)
-    try:
-        model.load_state_dict(load_file(str(wpath)))
-    except Exception as e:  # safetensors raises its own error types for torn files
-        raise ValueError(f"learned reward checkpoint: weights {wpath} do not load into a model of config "
-                         f"{asdict(config)}: {e}") from e
+    checkpoint.load_state_dict_strict(model, tensors, f"{folder}/{CHECKPOINT_STEM}")
     model.eval()
     return model, config
 

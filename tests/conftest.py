@@ -27,6 +27,19 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def restore_reward_registry():
+    """Terms and composites a test registers are forgotten after it: no leaks between tests."""
+    from rewards import registry
+
+    terms, composites = dict(registry._TERMS), {k: dict(v) for k, v in registry._COMPOSITES.items()}
+    yield
+    registry._TERMS.clear()
+    registry._TERMS.update(terms)
+    registry._COMPOSITES.clear()
+    registry._COMPOSITES.update(composites)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory):
     """A private DUET_CACHE_DIR for the whole session (music features, token caches)."""

@@ -192,6 +192,22 @@ def test_vector_env_matches_single_envs(env_kwargs):
         assert np.allclose(single, [v[i] for v in vec_rewards], atol=1e-4)
 
 
+def test_single_and_vector_env_info_have_the_same_keys(env_kwargs):
+    from duet_env.env import INFO_KEYS
+
+    env = gym.make("DuetAccompany-v0", **env_kwargs)
+    venv = gym.make_vec("DuetAccompany-v0", num_envs=2, **env_kwargs)
+    _, info = env.reset(seed=0)
+    _, infos = venv.reset(seed=0)
+    assert set(info) == set(infos) == set(INFO_KEYS)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    _, _, _, _, infos = venv.step(venv.action_space.sample())
+    assert set(info) == set(infos) == set(INFO_KEYS)
+    assert info["step"] == 1 and infos["step"].tolist() == [1, 1]
+    assert infos["clip"][0] == venv.unwrapped.core.clips[infos["clip_index"][0]].name
+    assert list(info["reward_components"]) == list(infos["reward_components"]) == env.unwrapped.reward_names
+
+
 def test_vector_env_autoresets_in_the_same_step(env_kwargs):
     venv = gym.make_vec("DuetAccompany-v0", num_envs=2, **env_kwargs)
     venv.reset(seed=0)
@@ -199,6 +215,7 @@ def test_vector_env_autoresets_in_the_same_step(env_kwargs):
         obs, r, term, trunc, infos = venv.step(venv.action_space.sample())
     assert term.all() and "final_obs" in infos
     assert (venv.unwrapped.core.t == 0).all()  # already in the next episode
+    assert set(infos["final_info"][0]) == set(duet_env.env.INFO_KEYS)
     pad = venv.unwrapped.core.nvec
     assert (obs["follower"].reshape(2, -1, 5) == pad).all()
 
@@ -246,6 +263,6 @@ def test_sb3_ppo_trains_on_features_with_subproc_vec_env(env_kwargs):
         model = PPO("MlpPolicy", venv, n_steps=256, batch_size=128, n_epochs=2, seed=0, device="cpu")
         model.learn(total_timesteps=1024)
         assert model.num_timesteps >= 1024
-        assert np.isfinite(model.logger.name_to_value.get("train/loss", 0.0))
+        assert np.isfinite(model.logger.name_to_value["train/loss"])
     finally:
         venv.close()

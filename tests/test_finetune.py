@@ -88,7 +88,7 @@ def test_rebuilt_observations_equal_what_the_policy_saw(tiny_run_parts, monkeypa
 
     monkeypatch.setattr(learner, "state", spy)
     ep = ft.collect(learner, core, cfg, np.random.default_rng(0), torch.Generator().manual_seed(0), 0, ood_share=0.5)
-    mus, lead, fol = ft.episode_windows(core.clips, ep, core.history, core.lookahead, core._leader_pad, core._follower_pad)
+    mus, lead, fol = ft.episode_windows(core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad)
     n, e = ep["actions"].shape[:2]
     for t, (m, l, f) in enumerate(seen):  # seen[t] is the batch of all envs at step t
         for i in range(n):
@@ -155,8 +155,30 @@ def test_a_reward_for_one_token_raises_its_probability(tmp_path, tiny_run_parts,
     learner0 = ft.Learner(model0, cfg, torch.device("cpu"))
     ep = ft.collect(learner0, core, cfg, np.random.default_rng(5), torch.Generator().manual_seed(5), 0, 0.0)
     mus, lead, fol = (torch.from_numpy(x) for x in ft.episode_windows(
-        core.clips, ep, core.history, core.lookahead, core._leader_pad, core._follower_pad))
+        core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad))
     with torch.no_grad():
         p0 = torch.softmax(model0(mus, lead, fol, last_only=True)[0], -1)[:, target].mean().item()
         p1 = torch.softmax(model1(mus, lead, fol, last_only=True)[0], -1)[:, target].mean().item()
     assert p1 > 2 * p0 and p1 > 0.05, (p0, p1)
+
+
+def test_every_config_field_is_settable_from_the_command_line():
+    import dataclasses
+
+    fields = dataclasses.fields(ft.FinetuneConfig)
+    argv, want = ["--out", "somewhere", "--resume"], {}
+    for f in fields:
+        d = f.default
+        if "choices" in f.metadata:
+            value = [c for c in f.metadata["choices"] if c != d][0]
+        elif isinstance(d, bool) or not isinstance(d, (int, float, str)):
+            value = {"beat": 2.0}
+        elif isinstance(d, (int, float)):
+            value = type(d)(d + 3)
+        else:
+            value = d + "_x"
+        want[f.name] = value
+        argv += [f"--{f.name.replace('_', '-')}", json.dumps(value) if isinstance(value, dict) else str(value)]
+    cfg, out, resume = ft.parse_args(argv)
+    assert dataclasses.asdict(cfg) == want and str(out) == "somewhere" and resume
+    assert ft.parse_args([])[0] == ft.FinetuneConfig()

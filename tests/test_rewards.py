@@ -416,3 +416,18 @@ def test_every_registered_term_stays_in_its_range(learned_checkpoint):
     # The random motion must exercise the terms, not leave them constant.
     for n in ("facing", "distance", "learned", "skating"):
         assert np.ptp(np.concatenate(seen[n])) > 0.01, n
+
+
+def test_registrations_do_not_leak_between_tests_part_1():
+    @rewards.register("test_leak_probe", range=(0.0, 1.0))
+    def probe(ctx):
+        return np.zeros(ctx.batch_size, np.float32)
+
+    rewards.register_composite("test_leak_mix", {"facing": 1})
+    assert "test_leak_probe" in rewards.registered() and "test_leak_mix" in rewards.registered_composites()
+
+
+def test_registrations_do_not_leak_between_tests_part_2():
+    # runs after part 1 (same file, same worker): the conftest fixture restored the registry
+    assert "test_leak_probe" not in rewards.registered()
+    assert "test_leak_mix" not in rewards.registered_composites()

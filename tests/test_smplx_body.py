@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from duet_env import skeleton
+from duet_env import motion, skeleton
 
 from smplx_fixture import load_tiny_model, write_tiny_smplx_model
 
@@ -47,7 +47,7 @@ def test_posed_joints_match_the_builtin_kinematics_with_the_models_bones(model_p
     rest = (model["J_regressor"] @ model["v_template"]).astype(np.float64)
     offsets = rest.copy()
     offsets[1:] = rest[1:] - rest[list(skeleton.PARENTS[1:])]
-    rot = skeleton.motion.axis_angle_to_matrix(torch.as_tensor(poses, dtype=torch.float64).reshape(T, 55, 3))
+    rot = motion.axis_angle_to_matrix(torch.as_tensor(poses, dtype=torch.float64).reshape(T, 55, 3))
     _, expected = skeleton.global_transforms(rot, torch.as_tensor(transl, dtype=torch.float64), offsets)
     np.testing.assert_allclose(joints, expected.numpy(), atol=1e-4)
     # the pose really moved the body (the test is not passing on a trivial zero pose)

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import skeleton
-
-MUSIC_DIM = 54
-BEAT_COLUMN = 53
+from ..conventions import BEAT_COLUMN, MUSIC_DIM  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -78,8 +76,3 @@ class Clip:
     def slice(self, start: int, stop: int) -> "Clip":
         return Clip(self.name, self.genre, self.music[start:stop], self.leader.slice(start, stop),
                     self.follower.slice(start, stop), self.audio_path)
-
-
-def genre_of(name: str) -> str:
-    """DD100 clip names are <GENRE>_<CHOREO>_<TAKE>: the genre is the first field."""
-    return name.split("_")[0]

@@ -40,8 +40,8 @@ from typing import Iterable, Literal
 import numpy as np
 
 from .. import motion, skeleton
-from ..atomic import atomic_save_npz
 from .clip import Clip, Dancer
+from .default import resolve_root
 from .safe_pickle import UnsafePickleError, load_npy_dict
 
 log = logging.getLogger(__name__)
@@ -346,10 +346,6 @@ def compute_clip_arrays(files: ClipFiles, model_path: str | os.PathLike | None =
     return arrays
 
 
-# Kept for callers of the old name; new code uses duet_env.atomic directly.
-write_npz_atomic = atomic_save_npz
-
-
 def is_cached(files: ClipFiles, model_path: str | os.PathLike | None = None) -> bool:
     """Whether the prepare cache holds a current entry for the clip (reads only its fingerprint)."""
     target = cache_file(files)
@@ -401,10 +397,14 @@ def load_clip(files: ClipFiles, model_path: str | os.PathLike | None = None) -> 
     return _clip_from_arrays(files, arrays)
 
 
-def load_split(root: str | os.PathLike, split: Literal["train", "test", "all"],
+def load_split(data: str | os.PathLike, split: Literal["train", "test", "all"],
                model_path: str | os.PathLike | None = None, progress: bool = True,
                on_error: Literal["raise", "skip"] = "raise") -> list[Clip]:
-    """Every clip of ``split`` ("train", "test" or "all") under ``root``, sorted by name.
+    """Every clip of ``split`` ("train", "test" or "all") of a dataset, sorted by name: the one
+    dataset entry point (``duet_env.data.load_split``).
+
+    ``data``: ``"synth"`` (the default SynthDuet, generated on first use) or a DD100-layout
+    folder (:func:`duet_env.data.default.resolve_root`).
 
     ``on_error="skip"`` skips malformed clips, warning with each file name; ``"raise"`` raises
     the first DataError.
@@ -414,7 +414,7 @@ def load_split(root: str | os.PathLike, split: Literal["train", "test", "all"],
     _check_on_error(on_error)
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}")
-    clips, problems = scan(root)
+    clips, problems = scan(resolve_root(data))
     problems = [(w, m) for w, m in problems if _problem_split(w) in (split, None) or split == "all"]
     _report(problems, on_error)
     chosen = [c for c in clips if split == "all" or split_of(c.name) == split]

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from .. import skeleton
 from ..atomic import atomic_save_npy, atomic_write, atomic_write_json
 from ..genres import GENRES
-from ..motion import FPS
+from ..conventions import FPS
 from .clip import Dancer
+from .safe_pickle import load_npy_dict
 from . import synth_body as body
 from .synth_moves import GENRE_MOTION, PHRASE_BARS, draw_variation, plan_leader
 from .synth_music import SAMPLE_RATE, plan_music, synthesize
@@ -243,7 +244,7 @@ def _load_dancer(path: Path) -> Dancer:
     if not path.is_file():
         raise FileNotFoundError(f"motion file {path} does not exist")
     try:
-        d = np.load(path, allow_pickle=True).item()
+        d = load_npy_dict(path)  # the restricted unpickler: a crafted file cannot run code
         return Dancer(d["poses"], d["transl"], d["betas"], d["gender"])
     except (KeyError, ValueError, OSError, AttributeError) as exc:
         raise ValueError(f"motion file {path} is not a SMPL-X dict with poses/transl/betas/gender: {exc}") from exc

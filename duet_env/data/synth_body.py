@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import skeleton
+from ..conventions import BODY_JOINTS, joints
 from .synth_kinematics import (KeyPhase, align, fk_numpy, rot_x, rot_y, rot_z, two_bone_ik, unit,
                                yaw_apply, axis_rotation)
 
@@ -44,8 +45,7 @@ ARM_POSES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
     "fifth": ((-0.02, 0.38, 0.13), (0.6, 0.3, -0.3)),
     "front_high": ((0.05, 0.16, 0.45), (0.5, -1.0, 0.0)),
 }
-ARM_NAMES = tuple(sorted(ARM_POSES))
-_FINGER_CHAINS = [(25 + 3 * f, 26 + 3 * f, 27 + 3 * f) for f in range(5)]  # index, middle, pinky, ring, thumb
+_FINGER_CHAINS = [joints(*(f"left_{f}{i}" for i in (1, 2, 3))) for f in ("index", "middle", "pinky", "ring", "thumb")]
 
 
 @dataclass
@@ -154,7 +154,7 @@ def solve_body(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         local[:, j] = spine
     local[:, 12] = rot_x(-0.5 * track.lean)  # keep the gaze level when the trunk bows
     local[:, 15] = rot_y(track.head_yaw) @ rot_x(track.head_pitch)
-    rots, pos = fk_numpy(local, track.pelvis, upto=22)
+    rots, pos = fk_numpy(local, track.pelvis, upto=len(BODY_JOINTS))
     fwd_body = yaw_apply(track.yaw, np.array([0.0, 0.0, 1.0]))
     x_axis = np.array([1.0, 0.0, 0.0])
     for f, (hip_j, knee_j, ankle_j) in enumerate(((1, 4, 7), (2, 5, 8))):
@@ -167,7 +167,7 @@ def solve_body(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         local[:, hip_j] = np.swapaxes(rots[:, 0], -1, -2) @ r_hip
         local[:, knee_j] = np.swapaxes(r_hip, -1, -2) @ r_knee
         local[:, ankle_j] = np.swapaxes(r_knee, -1, -2) @ r_ankle
-    rots, pos = fk_numpy(local, track.pelvis, upto=22)
+    rots, pos = fk_numpy(local, track.pelvis, upto=len(BODY_JOINTS))
     return local, rots, pos
 
 

@@ -19,7 +19,9 @@ from .. import skeleton
 from ..capsules import PENETRATION_ALLOWANCE, capsule_gaps, hold_pair_mask, overlap_depth
 from ..genres import style_of
 from ..metrics.beats import BEAT_SIGMA, alignment_score, motion_beats  # noqa: F401  (motion_beats: public here)
-from ..motion import FPS, heading_angle, heading_from_joints
+from ..conventions import FPS
+from ..motion import heading_angle, heading_from_joints
+from .safe_pickle import load_npy_dict
 
 
 def beat_alignment(music_beats: np.ndarray, dance_beats: np.ndarray, sigma: float = BEAT_SIGMA) -> float:
@@ -87,7 +89,7 @@ def penetration(leader_joints: np.ndarray, follower_joints: np.ndarray, hold: st
 def load_joints(root: Path, name: str):
     out = []
     for suffix in ("_01", "_00"):
-        d = np.load(root / "motion" / "smplx" / "all" / f"{name}{suffix}.npy", allow_pickle=True).item()
+        d = load_npy_dict(root / "motion" / "smplx" / "all" / f"{name}{suffix}.npy")  # restricted unpickler
         out.append((d, skeleton.forward_kinematics(d["poses"].astype(np.float64), d["transl"].astype(np.float64))))
     return out
 

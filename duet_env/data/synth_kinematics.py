@@ -90,12 +90,6 @@ def rot_z(angle) -> np.ndarray:
     return _axis_rot(angle, 0, 1)
 
 
-def yaw_dir(yaw: np.ndarray) -> np.ndarray:
-    """Ground-plane forward vector (sin θ, 0, cos θ) of yaw θ (θ = 0 faces +z)."""
-    yaw = np.asarray(yaw, np.float64)
-    return np.stack([np.sin(yaw), np.zeros_like(yaw), np.cos(yaw)], -1)
-
-
 def yaw_apply(yaw: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Rotate body-frame vectors (..., 3) (x = body's left, z = forward) into the world by yaw."""
     yaw = np.asarray(yaw, np.float64)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 15360  # the music feature extractor's rate (DESIGN.md)
+SAMPLE_RATE = 15360  # the music feature extractor's rate (duet_env.music)
 PHRASE_BARS = 8
 
 # Chord progressions as (scale degree 0-6, quality) per bar; cycled over a phrase.

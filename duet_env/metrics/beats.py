@@ -3,6 +3,11 @@
 Sources: BAS — Bailando (Siyao et al. 2022, §4 / Bailando++ eq. 24), after Li et al. 2021;
 BED — Duolando (Siyao et al. 2024): the same score with the leader's motion beats in place of
 the music beats.
+
+Departure from the reference code: the mean joint speed behind the motion beats is taken over
+the 24 body points of :mod:`.joints24` (as Bailando, on its 24 SMPL joints). Duolando's BAS and
+BED scripts average the speed over all 55 SMPL-X joints, so the 30 finger joints weigh more
+there than the body; docs/metrics.md lists this with the other departures.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
-from ..motion import FRAME_TIME
+from ..conventions import FRAME_TIME
 from ._checks import check_beats, check_joints, check_pair
 from .joints24 import body24
 
@@ -35,7 +40,7 @@ def motion_beats(joints: np.ndarray, sigma: float = SPEED_SIGMA) -> np.ndarray:
     """Kinematic beats: frames of local minima of the Gaussian-smoothed mean joint speed.
 
     ``s = gaussian_filter1d(mean_joint_speed, sigma=5)``; beats = ``argrelextrema(s, np.less)``
-    (strict local minima), as Bailando/Duolando.
+    (strict local minima), as Bailando/Duolando (on other joints for Duolando: module docstring).
     """
     smooth = gaussian_filter1d(mean_joint_speed(joints), sigma)
     return argrelextrema(smooth, np.less)[0]

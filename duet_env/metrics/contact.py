@@ -1,13 +1,15 @@
 """Contact frequency and penetration rate of a duet, on the shared capsule proxy (:mod:`duet_env.capsules`).
 
-Source: Duolando (Siyao et al. 2024) reports contact frequency from SMPL-X meshes inflated by
-1 cm and intersected with torch-mesh-isect (GPU); it has no penetration metric. Here, on CPU:
+Source: Duolando (Siyao et al. 2024) reports contact frequency from SMPL-X meshes of both
+dancers, each inflated by 1 cm and intersected with torch-mesh-isect (GPU): two surfaces count
+as in contact up to a 2 cm gap. It has no penetration metric. Here, on CPU:
 
     contact_freq = (1/T) Σ_t [ min_{i,j} gap_t(i, j) ≤ 1 cm ]
     penetration  = (1/T) Σ_t [ min_{(i,j) ∉ hold} gap_t(i, j) < −2 cm ]
 
 ``gap_t(i, j)`` = surface distance of follower capsule i and leader capsule j at frame t (negative
-when they overlap). The 1 cm contact tolerance mirrors Duolando's 1 cm mesh inflation. The
+when they overlap). Departure: our 1 cm contact tolerance is half of Duolando's 2 cm gap (1 cm
+inflation of each mesh), and capsules are not meshes (docs/metrics.md). The
 2 cm penetration depth is :data:`duet_env.capsules.PENETRATION_ALLOWANCE`, the same allowance the
 ``penetration`` reward term and the SynthDuet checks use: it forgives soft tissue and the proxy's
 round capsules.
@@ -32,8 +34,6 @@ from .capsules import capsule_gaps
 CONTACT_TOLERANCE = 0.01  # metres
 PENETRATION_DEPTH = PENETRATION_ALLOWANCE  # metres
 DEFAULT_HOLD = "closed"
-
-HOLD_PAIRS: np.ndarray = hold_pair_mask(DEFAULT_HOLD)  # (C, C) follower capsule i × leader capsule j
 
 
 def _no_mesh_yet(model_path) -> None:

@@ -40,16 +40,17 @@ Whole body (8):
 32. crouched            pelvis_y − floor < 3.0 L
 
 Departure from the reference code: Bailando's manual features use a different (Müller-derived)
-template list and a hard-coded 1/60 s frame time for its velocity relations.
+template list, and its velocity relations use a hard-coded frame time of 1/120 s where we use
+the true 1/30 s (docs/metrics.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FRAME_TIME, heading_from_joints
+from ..conventions import FRAME_TIME, joints as _j
+from ..motion import heading_from_joints
 from ._checks import check_joints
 
-GEOMETRIC_DIM = 32
 MIN_FRAMES = 2
 
 _SIDE_TEMPLATES = (
@@ -66,9 +67,9 @@ FEATURE_NAMES: tuple[str, ...] = tuple(
 ) + _BODY_TEMPLATES
 
 # SMPL-X joint indices, (left, right) per pair.
-PELVIS, SPINE3, NECK, HEAD = 0, 9, 12, 15
-HIP, KNEE, ANKLE, FOOT = np.array([1, 2]), np.array([4, 5]), np.array([7, 8]), np.array([10, 11])
-SHOULDER, ELBOW, WRIST = np.array([16, 17]), np.array([18, 19]), np.array([20, 21])
+PELVIS, SPINE3, NECK, HEAD = _j("pelvis", "spine3", "neck", "head")
+HIP, KNEE, ANKLE, FOOT, SHOULDER, ELBOW, WRIST = (
+    np.array(_j(f"left_{n}", f"right_{n}")) for n in ("hip", "knee", "ankle", "foot", "shoulder", "elbow", "wrist"))
 OTHER = np.array([1, 0])  # index of the other side
 SIDE_SIGN = np.array([1.0, -1.0])  # +left, −right along the body's left axis
 

@@ -13,16 +13,25 @@ also used by Duolando on the follower. For each of the 24 body points (:mod:`.jo
 reference's per-frame loops do), ``t`` runs over the T−1 frame differences.
 Feature layout: ``[E_h(joint 0), E_v(0), E_e(0), E_h(1), ...]`` (72 numbers).
 
-Departure from the reference code: Δt is the TRUE frame time 1/30 s
-(:data:`duet_env.motion.FRAME_TIME`); the Bailando/Duolando scripts hard-code 1/60 s although
-DD100 is 30 fps, which scales their E_h, E_v by 4 and E_e by 4 as well. FID_k is computed on
-z-normalised features, so the overall scale cancels there, but absolute values differ.
+Departures from the reference code (the AIST++ API's kinetic features, copied into Bailando
+and Duolando; docs/metrics.md):
+
+* Energy expenditure. The reference computes the acceleration with an operator-precedence slip,
+  ``x[k] - x[k-1] / frame_time`` where ``(x[k] - x[k-1]) / frame_time`` is meant, so its E_e
+  depends on the absolute position of the joints. This code does not copy the slip (E_e above is
+  the intended quantity). With the slip put back and the same frame time our features equal the
+  reference's to ~5e-8; the slip is what makes Duolando's FID_k script give a ~35 % lower FID_k
+  than ours on the same joints.
+* Δt is the TRUE frame time 1/30 s (:data:`duet_env.conventions.FRAME_TIME`); the
+  Bailando/Duolando scripts hard-code 1/60 s although DD100 is 30 fps, which scales their E_h,
+  E_v by 4. FID_k is computed on z-normalised features, so a common scale cancels there, but
+  absolute values differ.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FRAME_TIME
+from ..conventions import FRAME_TIME
 from ._checks import check_joints
 from .joints24 import body24
 

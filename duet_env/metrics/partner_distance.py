@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..conventions import joints
 from ._checks import check_pair
 
-KEY_JOINTS = (0, 7, 8, 10, 11, 15, 16, 17, 20, 21)
+KEY_JOINTS = joints("pelvis", "left_ankle", "right_ankle", "left_foot", "right_foot", "head",
+                    "left_shoulder", "right_shoulder", "left_wrist", "right_wrist")
 PARTNER_DIM = len(KEY_JOINTS) ** 2
 
 

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from duet_env.tokens import FOLLOWER_STREAMS
+from duet_env.conventions import FOLLOWER_STREAMS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODEL_KEYS = ("n_layers", "n_heads", "width", "enc_layers", "history", "lookahead", "dropout", "music_dim")

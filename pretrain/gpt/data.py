@@ -22,9 +22,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_DIM, TOKEN_FRAMES
+from duet_env.tokens import window_length
 
-from .model import FRAME_FEATURES
 
 IGNORE = -100  # target id of positions outside the clip (F.cross_entropy's ignore_index)
 TOKEN_CACHE_VERSION = 1
@@ -33,18 +33,18 @@ TOKEN_CACHE_VERSION = 1
 def music_per_token(music: np.ndarray, n_tokens: int) -> np.ndarray:
     """(T, 54) frame features -> (N, 216): the 4 frames of each token, zero-padded past T."""
     music = np.asarray(music, np.float32)
-    if music.ndim != 2 or music.shape[1] != FRAME_FEATURES:
-        raise ValueError(f"music must have shape (T, {FRAME_FEATURES}); got {music.shape}")
+    if music.ndim != 2 or music.shape[1] != MUSIC_DIM:
+        raise ValueError(f"music must have shape (T, {MUSIC_DIM}); got {music.shape}")
     need = n_tokens * TOKEN_FRAMES
-    out = np.zeros((need, FRAME_FEATURES), np.float32)
+    out = np.zeros((need, MUSIC_DIM), np.float32)
     out[:min(need, len(music))] = music[:need]
-    return out.reshape(n_tokens, TOKEN_FRAMES * FRAME_FEATURES)
+    return out.reshape(n_tokens, TOKEN_FRAMES * MUSIC_DIM)
 
 
 def check_token_clip(clip: dict, codebook_sizes: dict[str, int], where: str = "token clip") -> None:
     """Raise a clear error when a token clip has wrong shapes, NaN music or ids out of range."""
     n = len(clip["follower"])
-    shapes = {"music": (n, TOKEN_FRAMES * FRAME_FEATURES), "leader": (n, len(LEADER_STREAMS)),
+    shapes = {"music": (n, TOKEN_FRAMES * MUSIC_DIM), "leader": (n, len(LEADER_STREAMS)),
               "follower": (n, len(FOLLOWER_STREAMS))}
     for key, shape in shapes.items():
         if np.shape(clip[key]) != shape:
@@ -128,7 +128,7 @@ def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: 
     Returns ``(token_clips, codebook_sizes)``. The cache file is keyed by the dataset folder,
     the split and the tokenizer fingerprint.
     """
-    from duet_env.data.default import resolve_root
+    from duet_env.data import load_split, resolve_root
     from duet_env.tokenizer import Tokenizer
 
     root = resolve_root(data)
@@ -145,8 +145,6 @@ def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: 
             return clips, sizes
         except Exception:  # a torn or stale cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
-    from duet_env.data.dd100 import load_split
-
     clips = load_split(root, split, progress=progress)
     if not clips:
         raise ValueError(f"dataset {root} has no clips in split {split!r}")

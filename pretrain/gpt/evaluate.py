@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from duet_env.paths import cache_dir
-from duet_env.tokens import FOLLOWER_STREAMS
+from duet_env.conventions import FOLLOWER_STREAMS
 from duet_env import checkpoint
 
 from .data import WindowSampler

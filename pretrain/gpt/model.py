@@ -6,7 +6,7 @@ Input, for one decision step t (duet_env/tokens.py layout, window W = H + 1 + A)
 * ``leader`` (B, W, 4): leader tokens up/down/lhand/rhand over the same window (pad id K outside);
 * ``follower`` (B, H, 5): the follower's previous tokens t−H … t−1 (pad id K before the start).
 
-Architecture (DESIGN.md "Pretraining"; Duolando, REFERENCES.md):
+Architecture (docs/design.md "Pretraining"; after Duolando, Siyao et al. ICLR 2024, github.com/lisiyao21/Duolando):
 
 1. Look-ahead encoders for music (1 stream) and leader (4 streams) over the W window, with
    banded attention: in layer l a position attends to every stream's positions within ±b_l,
@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, TOKEN_FRAMES, window_length
+from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_DIM, TOKEN_FRAMES
+from duet_env.tokens import window_length
 
 from .config import encoder_bands, validate_config
 
 N_COND_STREAMS = 1 + len(LEADER_STREAMS)  # music + leader parts
 N_STREAMS = N_COND_STREAMS + len(FOLLOWER_STREAMS)
-FRAME_FEATURES = 54
 
 
 class Block(nn.Module):
@@ -105,13 +105,13 @@ class FollowerGPT(nn.Module):
         self.window = window_length(self.history, self.lookahead)
         self.length = self.history + 1
         self.codebook_sizes = [int(config["codebook_sizes"][s]) for s in FOLLOWER_STREAMS]
-        if config["music_dim"] != TOKEN_FRAMES * FRAME_FEATURES:
-            raise ValueError(f"GPT config: music_dim must be {TOKEN_FRAMES * FRAME_FEATURES} "
-                             f"({TOKEN_FRAMES} frames x {FRAME_FEATURES} features), got {config['music_dim']}")
+        if config["music_dim"] != TOKEN_FRAMES * MUSIC_DIM:
+            raise ValueError(f"GPT config: music_dim must be {TOKEN_FRAMES * MUSIC_DIM} "
+                             f"({TOKEN_FRAMES} frames x {MUSIC_DIM} features), got {config['music_dim']}")
         # Per-feature normalisation of the raw 54-d music, set from the training data
         # (:meth:`set_music_normalisation`) and saved with the weights.
-        self.register_buffer("music_mean", torch.zeros(FRAME_FEATURES))
-        self.register_buffer("music_std", torch.ones(FRAME_FEATURES))
+        self.register_buffer("music_mean", torch.zeros(MUSIC_DIM))
+        self.register_buffer("music_std", torch.ones(MUSIC_DIM))
 
         bands = encoder_bands(self.lookahead, config["enc_layers"])
         self.music_in = nn.Linear(config["music_dim"], d)
@@ -149,8 +149,8 @@ class FollowerGPT(nn.Module):
 
     @torch.no_grad()
     def set_music_normalisation(self, mean, std) -> None:
-        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(FRAME_FEATURES)
-        std = torch.as_tensor(std, dtype=torch.float32).reshape(FRAME_FEATURES)
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(MUSIC_DIM)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(MUSIC_DIM)
         self.music_mean.copy_(mean)
         self.music_std.copy_(std.clamp_min(1e-4))
 
@@ -181,7 +181,7 @@ class FollowerGPT(nn.Module):
         """Encoders + input embeddings -> the main transformer's input (B, S·L, D), stream-major."""
         self.check_inputs(music, leader, follower)
         b, w, _ = music.shape
-        frames = music.view(b, w, TOKEN_FRAMES, FRAME_FEATURES)
+        frames = music.view(b, w, TOKEN_FRAMES, MUSIC_DIM)
         frames = (frames - self.music_mean) / self.music_std
         m = self.music_encoder(self.music_in(frames.reshape(b, w, -1))[:, None])
         lead = torch.stack([emb(leader[..., i]) for i, emb in enumerate(self.leader_emb)], dim=1)

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import torch
 
-from duet_env.tokens import FOLLOWER_STREAMS, LEADER_STREAMS, window_length
+from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS
+from duet_env.tokens import window_length
 from duet_env import checkpoint
 
 from .model import FollowerGPT

@@ -23,10 +23,11 @@ import torch
 from tqdm.auto import tqdm
 
 from duet_env import checkpoint
+from duet_env.conventions import MUSIC_DIM
 
 from .config import with_codebook_sizes
 from .data import WindowSampler
-from .model import FRAME_FEATURES, FollowerGPT
+from .model import FollowerGPT
 from .policy import CHECKPOINT_STEM
 
 OPTIM_PREFIX = "optim/"
@@ -70,7 +71,7 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
 
 def music_statistics(clips: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std of the 54-d music over all training frames."""
-    frames = np.concatenate([np.asarray(c["music"], np.float32).reshape(-1, FRAME_FEATURES) for c in clips])
+    frames = np.concatenate([np.asarray(c["music"], np.float32).reshape(-1, MUSIC_DIM) for c in clips])
     return frames.mean(0), frames.std(0)
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from duet_env.conventions import BODY_JOINTS
+
 from ..context import StepContext
 from ..registry import RewardTerm, register
-
-# SMPL-X body joints (pelvis … wrists); the 30 finger joints would otherwise dominate the mean speed.
-BODY_JOINTS = slice(0, 22)
 
 
 def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int) -> np.ndarray:
     """Motion beats ``(B, F)`` bool of joints ``(B, F, J, 3)``: strict local minima of the
-    gaussian-smoothed mean joint speed (the BAS definition, DESIGN.md / Bailando).
+    gaussian-smoothed mean joint speed (the BAS definition of Bailando, Siyao et al. 2022; docs/metrics.md).
 
     speed_f = mean_j |x_f,j − x_f−1,j| · fps for f ≥ 1 (frame 0 has no speed); the first and last
     frames are never beats (a minimum needs both neighbours).
@@ -80,7 +79,7 @@ class BeatTerm(RewardTerm):
         if self._pending is None or self._pending.shape != (b,):
             # First call (or a new batch size): any env past its first step has a pending window.
             self._pending = ctx.step > 0
-        dance = dance_beats(ctx.follower_joints[:, :, BODY_JOINTS], ctx.fps, self.sigma, self.radius)
+        dance = dance_beats(ctx.follower_joints[:, :, list(BODY_JOINTS)], ctx.fps, self.sigma, self.radius)
         prev = slice(f - 2 * k, f - k)
         cur = slice(f - k, f)
         pay_prev = self._pending & (ctx.step > 0)

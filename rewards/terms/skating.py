@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from duet_env.conventions import FOOT_JOINTS
+
 from ..context import StepContext
 from ..primitives import tolerance
 from ..registry import RewardTerm, register
-
-FOOT_JOINTS = (7, 8, 10, 11)  # ankles and toe bases
 
 
 @register("skating")
