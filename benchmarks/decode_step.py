@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> None:
             v1.step(tokens[i[0] % 16], lead)
             i[0] += 1
 
+        fwd = torch.tensor([0.0, 0.0, 1.0]).expand(batch, 4, 3).contiguous()
+
         def step_v2():
-            v2.step(tokens[i[0] % 16], lead)
+            v2.step(tokens[i[0] % 16], lead, fwd)
             i[0] += 1
 
         rot = torch.eye(3).expand(batch, 4, 55, 3, 3).contiguous()

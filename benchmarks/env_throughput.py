@@ -58,11 +58,11 @@ def vector_rate(num_envs: int, steps: int) -> float:
 def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
     """Mean step time around episode step 10 and step 1,000 on one long tiled clip."""
     from duet_env.core import DuetCore
-    from duet_env.env import _dataset_bank, _tokenizer
+    from duet_env.env import _dataset_bank, load_tokenizer
     from duet_env.episodes import EpisodeClip
     from rewards import make_reward
 
-    tok = _tokenizer("default", "cpu")
+    tok = load_tokenizer("default", "cpu")
     c = _dataset_bank("synth", "train", "default", "cpu")[0]
     reps_needed = -(-n_tokens // c.num_tokens)
     tiled = EpisodeClip(c.name, c.genre, c.style, np.tile(c.music, (reps_needed, 1))[: n_tokens * 4],
@@ -84,21 +84,23 @@ def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
 
 
 def decoder_time(reps: int = 500) -> float:
-    from duet_env.env import _dataset_bank, _tokenizer
+    from duet_env.env import _dataset_bank, load_tokenizer
 
-    tok = _tokenizer("default", "cpu")
+    tok = load_tokenizer("default", "cpu")
     c = _dataset_bank("synth", "train", "default", "cpu")[0]
     dec = tok.streaming_decoder(1)
     dec.reset()
     rng = np.random.default_rng(0)
     nvec = np.array([tok.codebook_sizes[s] for s in ("up", "down", "lhand", "rhand", "transl")])
     toks = [torch.from_numpy(rng.integers(0, nvec)[None]) for _ in range(reps)]
-    leader = [torch.from_numpy(c.leader_joints[4 * j:4 * j + 4][None].copy())
-              for j in (i % c.num_tokens for i in range(reps))]
-    dec.step(toks[0], leader[0])
+    fwd = tok.leader_heading(c.leader_joints.astype(np.float64)).astype(np.float32)
+    frames = [slice(4 * j, 4 * j + 4) for j in (i % c.num_tokens for i in range(reps))]
+    leader = [torch.from_numpy(c.leader_joints[f][None].copy()) for f in frames]
+    heading = [torch.from_numpy(fwd[f][None].copy()) for f in frames]
+    dec.step(toks[0], leader[0], heading[0])
     t0 = time.perf_counter()
     for i in range(reps):
-        dec.step(toks[i], leader[i])
+        dec.step(toks[i], leader[i], heading[i])
     return (time.perf_counter() - t0) / reps
 
 

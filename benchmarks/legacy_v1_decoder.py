@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from duet_env import motion
+from duet_env.conventions import PART_JOINTS, PART_NAMES, WRIST_OF_HAND
 from duet_env.tokenizer import features
 from duet_env.tokenizer.model import CausalConv1d, CausalResBlock
 
 DOWNSAMPLE_LEVELS = 2
-BODY_GATHER = torch.tensor([(list(features.PART_JOINTS["lower"]) + list(features.PART_JOINTS["upper"])).index(j)
+BODY_GATHER = torch.tensor([(list(PART_JOINTS["lower"]) + list(PART_JOINTS["upper"])).index(j)
                             for j in range(25)])
 
 
@@ -176,12 +177,12 @@ def compose_joints(pos: dict[str, torch.Tensor], leader_forward: torch.Tensor, p
     wrist offsets / features.HAND_SCALE added to the *decoded* wrists; the result is rotated back by the
     leader's yaw and placed at the world ``pelvis`` ``(..., T, 3)``.
     """
-    lower = pos["lower"][..., : 3 * len(features.PART_JOINTS["lower"])].unflatten(-1, (-1, 3))
+    lower = pos["lower"][..., : 3 * len(PART_JOINTS["lower"])].unflatten(-1, (-1, 3))
     lower = torch.cat([torch.zeros_like(lower[..., :1, :]), lower[..., 1:, :]], dim=-2)
     upper = pos["upper"].unflatten(-1, (-1, 3))
     body = torch.cat([lower, upper], dim=-2).index_select(-2, BODY_GATHER.to(lower.device))
-    lh = pos["lhand"].unflatten(-1, (-1, 3)) / features.HAND_SCALE + body[..., features.WRIST["lhand"]:features.WRIST["lhand"] + 1, :]
-    rh = pos["rhand"].unflatten(-1, (-1, 3)) / features.HAND_SCALE + body[..., features.WRIST["rhand"]:features.WRIST["rhand"] + 1, :]
+    lh = pos["lhand"].unflatten(-1, (-1, 3)) / features.HAND_SCALE + body[..., WRIST_OF_HAND["lhand"]:WRIST_OF_HAND["lhand"] + 1, :]
+    rh = pos["rhand"].unflatten(-1, (-1, 3)) / features.HAND_SCALE + body[..., WRIST_OF_HAND["rhand"]:WRIST_OF_HAND["rhand"] + 1, :]
     rel = torch.cat([body, lh, rh], dim=-2)
     return motion.from_heading_frame(rel, leader_forward.unsqueeze(-2)) + pelvis.unsqueeze(-2)
 
@@ -189,13 +190,13 @@ def compose_joints(pos: dict[str, torch.Tensor], leader_forward: torch.Tensor, p
 
 
 # (kind, stream) groups of v1 and their output widths
-V1_GROUPS = [("pos", p) for p in features.PARTS] + [("rot", p) for p in features.PARTS] + [("pos", "transl")]
+V1_GROUPS = [("pos", p) for p in PART_NAMES] + [("rot", p) for p in PART_NAMES] + [("pos", "transl")]
 
 
 def v1_out_dim(kind: str, stream: str) -> int:
     if stream == "transl":
         return 3
-    n = len(features.PART_JOINTS[stream])
+    n = len(PART_JOINTS[stream])
     return 6 * n if kind == "rot" else 3 * n + (3 if stream == "lower" else 0)
 
 
@@ -208,7 +209,7 @@ class V1StreamingDecoder:
         self.fused = FusedDecoder(decs).eval()
         self.table = torch.randn(5 * codebook, code_dim)
         self.offsets = torch.arange(5) * codebook
-        self.group_stream = torch.tensor([features.PARTS.index(s) if s != "transl" else 4 for _, s in V1_GROUPS])
+        self.group_stream = torch.tensor([PART_NAMES.index(s) if s != "transl" else 4 for _, s in V1_GROUPS])
         self.state = self.fused.init_state(batch)
         self.dims = self.fused.out_dims
 
@@ -217,10 +218,10 @@ class V1StreamingDecoder:
         z = F.embedding(tokens.unsqueeze(1) + self.offsets, self.table)
         z = z.index_select(2, self.group_stream).permute(2, 0, 1, 3)
         y, self.state = self.fused(z, self.state)
-        pos = {p: y[i, ..., : self.dims[i]] for i, p in enumerate(features.PARTS)}
-        n = len(features.PARTS)
+        pos = {p: y[i, ..., : self.dims[i]] for i, p in enumerate(PART_NAMES)}
+        n = len(PART_NAMES)
         rot = {p: features.rot6d_to_matrix(y[n + i, ..., : self.dims[n + i]].unflatten(-1, (-1, 6)))
-               for i, p in enumerate(features.PARTS)}
+               for i, p in enumerate(PART_NAMES)}
         fwd = motion.heading_from_joints(leader)
         pelvis = leader[..., 0, :] + motion.from_heading_frame(y[2 * n, ..., :3], fwd)
-        return {"rotmats": features.compose_rotations(torch.cat([rot[p] for p in features.PARTS], -3), fwd), "joints": compose_joints(pos, fwd, pelvis), "root": pelvis}
+        return {"rotmats": features.compose_rotations(torch.cat([rot[p] for p in PART_NAMES], -3), fwd), "joints": compose_joints(pos, fwd, pelvis), "root": pelvis}

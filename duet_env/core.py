@@ -50,6 +50,8 @@ class DuetCore:
         self.music_tok = np.zeros((b, n_tok, MUSIC_TOKEN_DIM), np.float32)
         self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
         self.leader_frames = np.zeros((b, n_frames, NUM_JOINTS, 3), np.float32)
+        self.leader_forward = np.zeros((b, n_frames, 3), np.float32)  # the tokenizer's leader frame
+        self._heading_cache: dict[int, np.ndarray] = {}
         self.music_frames = np.zeros((b, n_frames, MUSIC_DIM), np.float32)
         self.follower_history = np.zeros((b, self.history, len(FOLLOWER_STREAMS)), np.int64)
         self.follower_joints_hist = np.zeros((b, self.F, NUM_JOINTS, 3), np.float32)
@@ -107,6 +109,10 @@ class DuetCore:
         self.leader_frames[i, :p] = lj[0]
         self.leader_frames[i, p:p + len(lj)] = lj
         self.leader_frames[i, p + len(lj):] = lj[-1]
+        fwd = self.clip_leader_heading(clip_id)[f0:f1]
+        self.leader_forward[i, :p] = fwd[0]
+        self.leader_forward[i, p:p + len(fwd)] = fwd
+        self.leader_forward[i, p + len(fwd):] = fwd[-1]
         self.music_frames[i] = 0.0
         self.music_frames[i, p:p + len(mu)] = mu
         self.follower_history[i] = self.follower_pad
@@ -138,6 +144,18 @@ class DuetCore:
         """Leader frames (B, 4, 55, 3) of the token about to be decoded."""
         idx = (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
         return self.leader_frames[self._arange[:, None], idx]
+
+    def leader_upcoming_forward(self) -> np.ndarray:
+        """The tokenizer's leader heading (B, 4, 3) at the frames of the token about to be decoded."""
+        idx = (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
+        return self.leader_forward[self._arange[:, None], idx]
+
+    def clip_leader_heading(self, clip_id: int) -> np.ndarray:
+        """The tokenizer's (time-smoothed) leader heading (T, 3) of a whole clip, computed once."""
+        if clip_id not in self._heading_cache:
+            lj = self.clips[clip_id].leader_joints
+            self._heading_cache[clip_id] = self.tokenizer.leader_heading(np.asarray(lj, np.float64)).astype(np.float32)
+        return self._heading_cache[clip_id]
 
     def leader_forward_last(self) -> np.ndarray:
         return heading_from_joints(self.leader_context()[:, -1]).astype(np.float32)
@@ -176,8 +194,9 @@ class DuetCore:
         ``actions``: (B, 5) token ids, or one env's (5,) with ``single`` (see :meth:`check_actions`).
         """
         a = self.check_actions(actions, single)
-        upcoming = torch.from_numpy(np.ascontiguousarray(self.leader_upcoming())).to(self.device)
-        out = self.decoder.step(torch.from_numpy(a).to(self.device), upcoming)
+        lead, fwd = self.leader_upcoming(), self.leader_upcoming_forward()
+        out = self.decoder.step(torch.from_numpy(a).to(self.device), torch.from_numpy(lead).to(self.device),
+                                torch.from_numpy(fwd).to(self.device))
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
         joints = out["joints"].detach().cpu().numpy().astype(np.float32, copy=False)  # (B, 4, 55, 3)
         rootvel = out.get("root_velocity")

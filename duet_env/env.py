@@ -54,7 +54,6 @@ def load_tokenizer(name: str, device: str = "cpu"):
     return Tokenizer.load(name, device=device)
 
 
-_tokenizer = load_tokenizer  # old name, still used by benchmarks/env_throughput.py
 
 
 @functools.lru_cache(maxsize=8)

@@ -280,11 +280,3 @@ class SmplxBody:
     def faces(self) -> np.ndarray:
         return np.asarray(self.model.faces, dtype=np.int64)
 
-
-def __getattr__(name: str):
-    # Old names kept importable: the part split now lives in duet_env.conventions.
-    if name in ("BODY_PARTS", "PART_NAMES"):
-        from . import conventions
-
-        return conventions.PART_JOINTS if name == "BODY_PARTS" else conventions.PART_NAMES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,10 +20,9 @@ from duet_env.tokenizer import features
 
 def load_clips(data: str | os.PathLike, split: str, progress: bool = True) -> list[Clip]:
     """Clips of a split of ``data`` ("synth" = the default SynthDuet folder, or a DD100-layout folder)."""
-    from duet_env.data import dd100
-    from duet_env.data.default import resolve_root
+    from duet_env.data import load_split
 
-    clips = dd100.load_split(resolve_root(data), split, progress=progress)
+    clips = load_split(data, split, progress=progress)
     if not clips:
         raise ValueError(f"dataset {data} has no {split!r} clips")
     return clips
@@ -37,7 +36,7 @@ class Batch:
 
 def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
     lead = torch.from_numpy(np.asarray(clip.leader.joints, np.float64))
-    fwd = motion.heading_from_joints(lead)
+    fwd = features.leader_heading(lead)
     if stream == "transl":
         foll = torch.from_numpy(np.asarray(clip.follower.joints, np.float64))
         return [(features.transl_features(foll, lead, fwd).float().numpy(), None)]

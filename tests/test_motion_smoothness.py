@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from duet_env import skeleton
-from duet_env.data.clip import BEAT_COLUMN
+from duet_env.conventions import BEAT_COLUMN, BODY_JOINTS, FPS
 from duet_env.metrics import (
     ReferenceStats, alignment_score, evaluate_duets, foot_slip_rate, geometric_features,
     kinetic_features, motion_beats, slipping_frames,
 )
-from duet_env.metrics.smoothness import ANKLES, BODY_JOINTS, foot_lift_err_cm, jerk, kinetic_energy
-from duet_env.motion import FPS
+from duet_env.metrics.smoothness import ANKLES, foot_lift_err_cm, jerk, kinetic_energy
 from tests.motion_fixtures import random_clip
 
 STAND_HEIGHT = 1.3  # transl y that puts the rest skeleton's toes just above y = 0
@@ -52,10 +51,10 @@ def test_jerk_of_a_cubic_is_six_per_direction():
 def test_jerk_and_energy_use_only_the_22_body_joints():
     t = np.arange(30) / FPS
     x = translated(np.zeros((30, 3)))
-    x[:, BODY_JOINTS:, 0] += t[:, None] ** 3 + 5.0 * t[:, None]  # fingers, jaw, eyes move; body still
+    x[:, len(BODY_JOINTS):, 0] += t[:, None] ** 3 + 5.0 * t[:, None]  # fingers, jaw, eyes move; body still
     assert jerk(x) == 0.0 and kinetic_energy(x) == 0.0
     x[:, 3, 0] += t ** 3  # one of the 22 body joints: jerk 6 on 1 of 22 joints
-    assert jerk(x) == pytest.approx(6.0 / BODY_JOINTS, rel=1e-6)
+    assert jerk(x) == pytest.approx(6.0 / len(BODY_JOINTS), rel=1e-6)
 
 
 def test_energy_of_uniform_motion_is_half_v_squared():

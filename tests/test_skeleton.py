@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from duet_env import motion, skeleton
+from duet_env import conventions, motion, skeleton
 
 
 def test_tree_and_parts_are_consistent():
     assert len(skeleton.PARENTS) == len(skeleton.JOINT_NAMES) == skeleton.NUM_JOINTS == 55
     assert all(p < j for j, p in enumerate(skeleton.PARENTS))  # parents come first
-    joints = sorted(j for part in skeleton.BODY_PARTS.values() for j in part)
+    joints = sorted(j for part in conventions.PART_JOINTS.values() for j in part)
     assert joints == list(range(55))  # every joint in exactly one part
-    assert [len(skeleton.BODY_PARTS[p]) for p in ("lower", "upper", "lhand", "rhand")] == [9, 16, 15, 15]
+    assert [len(conventions.PART_JOINTS[p]) for p in ("lower", "upper", "lhand", "rhand")] == [9, 16, 15, 15]
     mirror = skeleton.MIRROR_INDEX
     assert all(mirror[mirror[j]] == j for j in range(55))
     assert skeleton.JOINT_NAMES[mirror[skeleton.JOINT_INDEX["left_wrist"]]] == "right_wrist"

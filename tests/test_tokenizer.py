@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from duet_env.tokenizer import Tokenizer
-from duet_env import checkpoint
+from duet_env import checkpoint, skeleton
 from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config, stream_config
 from tests.motion_fixtures import random_clip
 
@@ -84,7 +84,8 @@ def test_streaming_decode_equals_whole_decode(clip, dtype):
     tokens = torch.randint(0, 16, (2, n, 5), generator=g)
     whole = tk.decode(tokens, lead)
     sd = tk.streaming_decoder(2)
-    steps = [sd.step(tokens[:, i], lead[:, 4 * i:4 * i + 4]) for i in range(n)]
+    fwd = tk.leader_heading(lead)
+    steps = [sd.step(tokens[:, i], lead[:, 4 * i:4 * i + 4], fwd[:, 4 * i:4 * i + 4]) for i in range(n)]
     for key, ref in whole.items():
         got = torch.cat([s[key] for s in steps], 1)
         assert got.shape == ref.shape
@@ -92,8 +93,9 @@ def test_streaming_decode_equals_whole_decode(clip, dtype):
     # reset env 0 only: it restarts from rest, env 1 keeps its history
     new_tokens = torch.randint(0, 16, (2, 6, 5), generator=g)
     sd.reset(np.array([True, False]))
-    part = [sd.step(torch.stack([new_tokens[0, i], tokens[1, i]]), lead[:, 4 * i:4 * i + 4]) for i in range(6)]
-    fresh = tk.decode(new_tokens[:1], lead[:1, :24])
+    part = [sd.step(torch.stack([new_tokens[0, i], tokens[1, i]]), lead[:, 4 * i:4 * i + 4], fwd[:, 4 * i:4 * i + 4])
+            for i in range(6)]
+    fresh = tk.decode(new_tokens[:1], lead[:1, :24], leader_forward=fwd[:1, :24])
     assert (torch.cat([p["joints"][:1] for p in part], 1) - fresh["joints"]).abs().max().item() < 1e-5
     continued = torch.cat([p["joints"][1:] for p in part], 1)
     assert (continued - whole["joints"][1:, :24]).abs().max().item() > 1e-3  # env 1 was not reset
@@ -107,7 +109,7 @@ def test_pad_and_out_of_range_tokens_are_rejected(tk, clip):
         tk.decode(tokens, lead)
     sd = tk.streaming_decoder(1)
     with pytest.raises(ValueError, match="pad id"):
-        sd.step(tokens[1:], lead[None, :4])
+        sd.step(tokens[1:], lead[None, :4], torch.zeros(1, 4, 3))
     with pytest.raises(ValueError, match="outside the codebook"):
         tk.decode(-torch.ones(2, 5, dtype=torch.long), lead)
     with pytest.raises(ValueError, match="shape"):
@@ -149,3 +151,27 @@ def test_fingerprint_follows_the_weights():
     c = Tokenizer.from_config("tiny", seed=1)
     assert a.fingerprint == b.fingerprint
     assert a.codebook_sizes == c.codebook_sizes and a.fingerprint != c.fingerprint
+
+
+def test_leader_heading_keeps_turns_removes_wobble_and_turns_with_the_leader():
+    from duet_env import motion
+    from duet_env.tokenizer import features
+
+    t = np.arange(240)
+    turn = 0.02 * t                                   # a steady turn: 0.6 rad/s
+    wobble = 0.15 * np.sin(2 * np.pi * t / 8)         # hip twists at 3.75 Hz
+    yaw_angles = turn + wobble
+    rest = skeleton.rest_joints()
+    lead = np.stack([rest @ yaw(a).T for a in yaw_angles])
+    fwd = Tokenizer.leader_heading(lead)
+    assert fwd.shape == (240, 3) and np.allclose(np.linalg.norm(fwd, axis=-1), 1.0)
+    got = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
+    inner = slice(30, -30)
+    assert np.abs(got[inner] - turn[inner]).max() < 0.02       # the turn is kept, the wobble gone
+    raw = motion.heading_from_joints(lead)
+    raw_yaw = np.unwrap(np.arctan2(raw[:, 0], raw[:, 2]))
+    assert np.abs(np.diff(got, 3)).mean() < 0.05 * np.abs(np.diff(raw_yaw, 3)).mean()
+    # turning the whole leader turns the heading by the same angle
+    turned = Tokenizer.leader_heading(lead @ yaw(0.7).T)
+    np.testing.assert_allclose(turned, fwd @ yaw(0.7).T, atol=1e-9)
+    assert features.HEADING_SIGMA_FRAMES > 0

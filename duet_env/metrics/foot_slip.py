@@ -43,10 +43,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FRAME_TIME
+from ..conventions import FOOT_JOINTS, FRAME_TIME
 from ._checks import check_joints
 
-FOOT_JOINTS = (7, 8, 10, 11)
 CONTACT_HEIGHT = 0.05  # metres above the clip's lowest height of that joint kind
 SLIP_SPEED = 0.25  # metres per second
 MIN_FRAMES = 2

@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FPS
+from ..conventions import BODY_JOINTS, FPS, joints as named_joints
 from ._checks import check_joints
 
-BODY_JOINTS = 22  # joints 0..21: pelvis + the 21 SMPL-X body joints
-ANKLES = (7, 8)
+ANKLES = named_joints("left_ankle", "right_ankle")
 UP_AXIS = 1
 
 
 def _body(joints: np.ndarray, name: str, min_frames: int) -> np.ndarray:
-    return check_joints(joints, name, min_frames)[:, :BODY_JOINTS]
+    return check_joints(joints, name, min_frames)[:, list(BODY_JOINTS)]
 
 
 def jerk(joints: np.ndarray, fps: float = FPS) -> float:

@@ -32,16 +32,16 @@ import torch
 
 from .. import checkpoint
 from . import features
-from .config import (STREAMS, TOKEN_STREAM, build_model, checkpoint_stem, load_config,
+from .config import (STREAMS, build_model, checkpoint_stem, load_config,
                                    stream_config)
 from .model import FusedDecoder, StreamVQVAE
 
 from .. import motion, skeleton
-from ..tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
+from ..conventions import FOLLOWER_STREAMS, NUM_JOINTS, PART_JOINTS, PART_NAMES, STREAM_OF_PART, TOKEN_FRAMES
 
 # the fused decoder has one group per stream, in STREAMS order (upper, lower, lhand, rhand, transl)
 _GROUP_STREAM = list(range(len(STREAMS)))
-_LOWER_ROT = 6 * len(features.PART_JOINTS["lower"])  # lower part: rotations, then the pelvis velocity
+_LOWER_ROT = 6 * len(PART_JOINTS["lower"])  # lower part: rotations, then the pelvis velocity
 
 
 class Tokenizer:
@@ -57,7 +57,7 @@ class Tokenizer:
         self.models = {s: models[s].to(self.device, dtype).eval() for s in STREAMS}
         for m in self.models.values():
             m.requires_grad_(False)
-        self.codebook_sizes: dict[str, int] = {TOKEN_STREAM[s]: self.models[s].quantizer.num_codes for s in STREAMS}
+        self.codebook_sizes: dict[str, int] = {STREAM_OF_PART[s]: self.models[s].quantizer.num_codes for s in STREAMS}
         self._k = torch.tensor([self.codebook_sizes[s] for s in FOLLOWER_STREAMS], device=self.device)
         sizes = [self.models[s].quantizer.num_codes for s in STREAMS]
         self._offsets = torch.tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]), device=self.device)
@@ -115,6 +115,14 @@ class Tokenizer:
             weights = {k: v.float() if v.is_floating_point() else v for k, v in self.models[s].state_dict().items()}
             checkpoint.save(folder, checkpoint_stem(s), weights, self.configs[s])
 
+    @staticmethod
+    def leader_heading(leader_joints):
+        """The leader frame's heading ``(..., T, 3)`` of whole leader sequences ``(..., T, 55, 3)``:
+        :func:`duet_env.tokenizer.features.leader_heading` (numpy in, numpy out)."""
+        if isinstance(leader_joints, np.ndarray):
+            return features.leader_heading(torch.from_numpy(leader_joints)).numpy()
+        return features.leader_heading(leader_joints)
+
     @property
     def fingerprint(self) -> str:
         """SHA-1 of every model's weights: keys caches of encoded tokens (so a retrained
@@ -137,8 +145,8 @@ class Tokenizer:
     def _joints_in(self, x, name: str, min_frames: int = 1) -> tuple[torch.Tensor, bool, tuple]:
         was_np = not isinstance(x, torch.Tensor)
         t = torch.as_tensor(np.asarray(x) if was_np else x)
-        if t.ndim < 3 or tuple(t.shape[-2:]) != (skeleton.NUM_JOINTS, 3):
-            raise ValueError(f"{name} must have shape (T, 55, 3) or (B, T, 55, 3); got {tuple(t.shape)}")
+        if t.ndim < 3 or tuple(t.shape[-2:]) != (NUM_JOINTS, 3):
+            raise ValueError(f"{name} must have shape (T, {NUM_JOINTS}, 3) or (B, T, {NUM_JOINTS}, 3); got {tuple(t.shape)}")
         if t.shape[-3] < min_frames:
             raise ValueError(f"{name} needs at least {min_frames} frames; got {t.shape[-3]}")
         t = t.to(self.device, self.dtype)
@@ -164,20 +172,19 @@ class Tokenizer:
         z = torch.nn.functional.embedding(tokens + self._offsets, self._table)  # (B, N, 5, D)
         return z.index_select(2, self._group_stream).permute(2, 0, 1, 3)
 
-    def _assemble(self, y: torch.Tensor, leader: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _assemble(self, y: torch.Tensor, leader: torch.Tensor, fwd: torch.Tensor) -> dict[str, torch.Tensor]:
         """Fused decoder output ``(G, B, L, O)`` + leader joints ``(B, L, 55, 3)`` -> world follower.
 
         One motion: the decoded local rotations and pelvis are the SMPL-X pose; the joints are
         their forward kinematics on the body's fixed bones, so what rewards score, what render
         draws and what an export writes agree exactly.
         """
-        n = len(features.PARTS)
-        six = torch.cat([y[i, ..., : 6 * len(features.PART_JOINTS[p])] for i, p in enumerate(features.PARTS)], -1)
+        n = len(PART_NAMES)
+        six = torch.cat([y[i, ..., : 6 * len(PART_JOINTS[p])] for i, p in enumerate(PART_NAMES)], -1)
         rotmats_parts = features.rot6d_to_matrix(six.unflatten(-1, (-1, 6)))  # (B, L, 55, 3, 3), parts order
         transl = y[n, ..., :3] / features.TRANSL_SCALE
-        fwd = motion.heading_from_joints(leader)
         pelvis = leader[..., 0, :] + motion.from_heading_frame(transl, fwd)
-        vel = y[features.PARTS.index("lower"), ..., _LOWER_ROT:_LOWER_ROT + 3] / features.VEL_SCALE
+        vel = y[PART_NAMES.index("lower"), ..., _LOWER_ROT:_LOWER_ROT + 3] / features.VEL_SCALE
         rotmats = features.compose_rotations(rotmats_parts, fwd)
         _, joints = skeleton.global_transforms(rotmats, pelvis - self._rest_pelvis)
         return {"rotmats": rotmats, "joints": joints, "root": pelvis,
@@ -202,10 +209,10 @@ class Tokenizer:
                                  f"{tuple(lead.shape)} in batch shape and frame count")
             foll = foll[:, :t]
             dancers.append(foll)
-        fwd = motion.heading_from_joints(lead)
+        fwd = self.leader_heading(lead)
         both = torch.cat(dancers)
         feats = features.pose_features(both, fwd.repeat(len(dancers), 1, 1))
-        codes = torch.stack([self.models[p].encode(feats[p]) for p in features.PARTS], -1)  # (k·B, N, 4)
+        codes = torch.stack([self.models[p].encode(feats[p]) for p in PART_NAMES], -1)  # (k·B, N, 4)
         b = lead.shape[0]
         out = {"leader": codes[:b]}
         if follower_joints is not None:
@@ -215,8 +222,12 @@ class Tokenizer:
         return {k: v.cpu().numpy() for k, v in out.items()} if was_np else out
 
     @torch.no_grad()
-    def decode(self, follower_tokens, leader_joints) -> dict:
+    def decode(self, follower_tokens, leader_joints, leader_forward=None) -> dict:
         """Follower frames from tokens ``(..., N, 5)`` and the leader's joints ``(..., 4N, 55, 3)``.
+
+        ``leader_forward`` ``(..., 4N, 3)``: the leader frame's heading; by default
+        :meth:`leader_heading` of ``leader_joints`` (pass it when the frames are a cut of a longer
+        leader sequence, whose smoothed heading differs near the cut).
 
         Returns ``rotmats (..., 4N, 55, 3, 3)`` (local; root in world), ``joints (..., 4N, 55, 3)``,
         ``root (..., 4N, 3)`` (pelvis), ``root_velocity (..., 4N, 3)`` (m/s, world).
@@ -230,10 +241,18 @@ class Tokenizer:
         n = tok.shape[-2]
         lead, _, lshape = self._joints_in(leader_joints, "leader_joints")
         if lshape != shape or lead.shape[1] != n * TOKEN_FRAMES:
-            raise ValueError(f"leader_joints {tuple(np.shape(leader_joints))} must have shape {(*shape, n * TOKEN_FRAMES, 55, 3)} "
+            raise ValueError(f"leader_joints {tuple(np.shape(leader_joints))} must have shape {(*shape, n * TOKEN_FRAMES, NUM_JOINTS, 3)} "
                              f"for {n} tokens")
         tok = tok.reshape(-1, n, tok.shape[-1]).long()
-        out = self._assemble(self._fused(self._decoder_input(tok)), lead)
+        if leader_forward is None:
+            fwd = self.leader_heading(lead)
+        else:
+            fwd = torch.as_tensor(np.asarray(leader_forward) if not isinstance(leader_forward, torch.Tensor)
+                                  else leader_forward).to(self.device, self.dtype).reshape(-1, lead.shape[1], 3)
+            if fwd.shape != (lead.shape[0], lead.shape[1], 3):
+                raise ValueError(f"leader_forward must have shape {(*shape, n * TOKEN_FRAMES, 3)}; got "
+                                 f"{tuple(np.shape(leader_forward))}")
+        out = self._assemble(self._fused(self._decoder_input(tok)), lead, fwd)
         out = {k: v.reshape(*shape, *v.shape[1:]) for k, v in out.items()}
         return {k: v.cpu().numpy() for k, v in out.items()} if was_np else out
 
@@ -261,15 +280,23 @@ class StreamingDecoder:
             s[:, m] = 0.0  # state layout (G, B, context, C)
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor, leader_joints: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Decode one token per stream: tokens ``(B, 5)`` int64, leader joints ``(B, 4, 55, 3)`` -> 4 frames."""
+    def step(self, tokens: torch.Tensor, leader_joints: torch.Tensor, leader_forward: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Decode one token per stream -> its 4 frames.
+
+        ``tokens`` ``(B, 5)`` int64; ``leader_joints`` ``(B, 4, 55, 3)`` the leader's frames of the
+        token; ``leader_forward`` ``(B, 4, 3)`` the same frames of
+        ``tokenizer.leader_heading(whole leader sequence)`` (the heading is smoothed over the whole
+        sequence, so it cannot be computed from four frames; the env computes it once per clip).
+        """
         tk = self.tokenizer
         b = self.batch_size
         if tokens.shape != (b, 5):
             raise ValueError(f"tokens must have shape ({b}, 5); got {tuple(tokens.shape)}")
-        if leader_joints.shape != (b, TOKEN_FRAMES, skeleton.NUM_JOINTS, 3):
-            raise ValueError(f"leader_joints must have shape ({b}, 4, 55, 3); got {tuple(leader_joints.shape)}")
+        if leader_joints.shape != (b, TOKEN_FRAMES, NUM_JOINTS, 3):
+            raise ValueError(f"leader_joints must have shape ({b}, {TOKEN_FRAMES}, {NUM_JOINTS}, 3); got {tuple(leader_joints.shape)}")
+        if leader_forward.shape != (b, TOKEN_FRAMES, 3):
+            raise ValueError(f"leader_forward must have shape ({b}, {TOKEN_FRAMES}, 3); got {tuple(leader_forward.shape)}")
         tokens = tokens.to(tk.device)
         tk._check_tokens(tokens, "tokens")
         y, self.state = tk._fused(tk._decoder_input(tokens.long().unsqueeze(1)), self.state)
-        return tk._assemble(y, leader_joints.to(tk.device, tk.dtype))
+        return tk._assemble(y, leader_joints.to(tk.device, tk.dtype), leader_forward.to(tk.device, tk.dtype))

@@ -11,13 +11,13 @@ import json
 import os
 from pathlib import Path
 
+from ..conventions import PART_NAMES, TRANSL_STREAM
 from . import features
 from .model import StreamVQVAE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-STREAMS: tuple[str, ...] = features.PARTS + ("transl",)
-# token stream name (duet_env.tokens) of each model
-TOKEN_STREAM = {"upper": "up", "lower": "down", "lhand": "lhand", "rhand": "rhand", "transl": "transl"}
+# the five models, one per token stream (conventions.STREAM_OF_PART names their streams)
+STREAMS: tuple[str, ...] = PART_NAMES + (TRANSL_STREAM,)
 # Architecture tag stored in every checkpoint: v2 = keyframe/Hermite rotation decoder, joints by FK.
 ARCH = "keyframe-fk-v2"
 MODEL_KEYS = ("code_dim", "width", "depth", "kernel", "decay", "restart_threshold")

@@ -1,7 +1,8 @@
 """The motion representation the tokenizer encodes and decodes (shared by training and run time).
 
 Every pose is expressed in the **leader's heading frame** of the same frame (duet_env.tokens):
-with ``f_t = heading_from_joints(leader_t)`` and ``H_t`` the yaw that turns ``f_t`` to +z,
+with ``f_t = leader_heading(leader)_t`` (the hips-and-shoulders heading, smoothed over time: see
+:func:`leader_heading`) and ``H_t`` the yaw that turns ``f_t`` to +z,
 
 * body parts ("lower", "upper"): ``H_t (p_j − p_pelvis)`` for the part's joints, flattened;
   the lower part adds three channels ``VEL_SCALE · H_t v_pelvis`` (pelvis velocity, m/s,
@@ -20,18 +21,16 @@ kinematics of those rotations (duet_env.skeleton) — positions are never decode
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .. import motion, skeleton
+from .. import motion
+from ..conventions import FPS, NUM_JOINTS, PART_JOINTS, PART_NAMES, WRIST_OF_HAND
 
-PARTS: tuple[str, ...] = ("upper", "lower", "lhand", "rhand")  # stream order up, down, lhand, rhand
 HAND_SCALE = 10.0
 VEL_SCALE = 0.1
 TRANSL_SCALE = 1.0
-WRIST = {"lhand": 20, "rhand": 21}
 ROOT_VEL_CHANNELS = 3  # extra channels of the lower part
-
-PART_JOINTS: dict[str, tuple[int, ...]] = {p: skeleton.BODY_PARTS[p] for p in PARTS}
 
 
 def input_dim(part: str) -> int:
@@ -44,8 +43,35 @@ def input_dim(part: str) -> int:
 
 def pelvis_velocity(pelvis: torch.Tensor) -> torch.Tensor:
     """Backward-difference velocity (m/s) along the time axis −2 of ``(..., T, 3)``; v_0 = v_1."""
-    v = (pelvis[..., 1:, :] - pelvis[..., :-1, :]) * motion.FPS
+    v = (pelvis[..., 1:, :] - pelvis[..., :-1, :]) * FPS
     return torch.cat([v[..., :1, :], v], dim=-2)
+
+
+# The leader frame's heading is smoothed over time: the hips-and-shoulders heading of a dancer
+# wobbles with every hip twist (ChaCha, hip-hop: yaw jerk 40-90 rad/s³ in SynthDuet), and a
+# frame that wobbles turns a smooth partner offset of 0.5-0.8 m into a jittery one the decoder
+# cannot follow. A zero-phase Gaussian on the unwrapped yaw keeps turns and removes the wobble;
+# it reads the leader's future frames, which the env knows (the leader is given, not generated).
+HEADING_SIGMA_FRAMES = 6.0
+
+
+def leader_heading(leader_joints) -> torch.Tensor:
+    """Smoothed facing direction ``(..., T, 3)`` of a leader ``(..., T, 55, 3)`` (whole sequences).
+
+    ``yaw_t = atan2(f_x, f_z)`` of :func:`duet_env.motion.heading_from_joints`, unwrapped along
+    time and filtered by a Gaussian of σ = HEADING_SIGMA_FRAMES frames (scipy ``gaussian_filter1d``,
+    edges by nearest), then ``(sin yaw, 0, cos yaw)``. Rotating the whole leader about the vertical
+    axis rotates the result by the same angle. Returns the input's dtype and device.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    j = torch.as_tensor(leader_joints)
+    fwd = motion.heading_from_joints(j.detach().cpu().double())
+    yaw = np.unwrap(np.arctan2(fwd[..., 0].numpy(), fwd[..., 2].numpy()), axis=-1)
+    if HEADING_SIGMA_FRAMES > 0 and yaw.shape[-1] > 1:
+        yaw = gaussian_filter1d(yaw, HEADING_SIGMA_FRAMES, axis=-1, mode="nearest")
+    out = np.stack([np.sin(yaw), np.zeros_like(yaw), np.cos(yaw)], -1)
+    return torch.from_numpy(out).to(j.device, j.dtype if j.is_floating_point() else torch.float32)
 
 
 def output_dim(stream: str) -> int:
@@ -72,8 +98,8 @@ def part_positions(rel: torch.Tensor, part: str) -> torch.Tensor:
     × HAND_SCALE."""
     idx = list(PART_JOINTS[part])
     x = rel[..., idx, :]
-    if part in WRIST:
-        x = (x - rel[..., WRIST[part]:WRIST[part] + 1, :]) * HAND_SCALE
+    if part in WRIST_OF_HAND:
+        x = (x - rel[..., WRIST_OF_HAND[part]:WRIST_OF_HAND[part] + 1, :]) * HAND_SCALE
     return x.flatten(-2)
 
 
@@ -83,7 +109,7 @@ def pose_features(joints: torch.Tensor, leader_forward: torch.Tensor) -> dict[st
     rel = motion.to_heading_frame(joints - joints[..., :1, :], f)
     vel = motion.to_heading_frame(pelvis_velocity(joints[..., 0, :]), leader_forward)
     out = {}
-    for part in PARTS:
+    for part in PART_NAMES:
         x = part_positions(rel, part)
         if part == "lower":
             x = torch.cat([x, vel * VEL_SCALE], dim=-1)
@@ -107,7 +133,7 @@ def yaw_matrix(forward: torch.Tensor) -> torch.Tensor:
 
 def rotation_targets(poses: torch.Tensor, leader_forward: torch.Tensor) -> torch.Tensor:
     """Local rotations ``(..., T, 55, 3, 3)`` from axis-angle ``(..., T, 165)``; root in the leader frame."""
-    rot = motion.axis_angle_to_matrix(poses.reshape(*poses.shape[:-1], skeleton.NUM_JOINTS, 3))
+    rot = motion.axis_angle_to_matrix(poses.reshape(*poses.shape[:-1], NUM_JOINTS, 3))
     root = yaw_matrix(leader_forward).transpose(-1, -2) @ rot[..., 0, :, :]
     return torch.cat([root.unsqueeze(-3), rot[..., 1:, :, :]], dim=-3)
 
@@ -127,13 +153,13 @@ def matrix_to_rot6d(r: torch.Tensor) -> torch.Tensor:
 
 
 # Joint order of all four parts concatenated -> SMPL-X order 0..54.
-_ALL_ORDER = list(PART_JOINTS["upper"]) + list(PART_JOINTS["lower"]) + list(PART_JOINTS["lhand"]) + list(PART_JOINTS["rhand"])
-ALL_GATHER = torch.tensor([_ALL_ORDER.index(j) for j in range(skeleton.NUM_JOINTS)])
+_ALL_ORDER = [j for p in PART_NAMES for j in PART_JOINTS[p]]
+ALL_GATHER = torch.tensor([_ALL_ORDER.index(j) for j in range(NUM_JOINTS)])
 
 
 def compose_rotations(rot: torch.Tensor, leader_forward: torch.Tensor) -> torch.Tensor:
     """Local rotations ``(..., T, 55, 3, 3)`` in SMPL-X order from the parts' rotations concatenated
-    in PARTS order ``(..., T, 55, 3, 3)``; the root (decoded in the leader's heading frame) back in the world."""
+    in PART_NAMES order ``(..., T, 55, 3, 3)``; the root (decoded in the leader's heading frame) back in the world."""
     allr = rot.index_select(-3, ALL_GATHER.to(rot.device))
     root = yaw_matrix(leader_forward) @ allr[..., 0, :, :]
     return torch.cat([root.unsqueeze(-3), allr[..., 1:, :, :]], dim=-3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from duet_env import checkpoint
-from duet_env.tokenizer import features
+from duet_env.conventions import PART_NAMES
 from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if argv and argv[0] == "train":
             argv = argv[1:]
-        train_main(argv, features.PARTS, "python -m pretrain.vqvae", "all")
+        train_main(argv, PART_NAMES, "python -m pretrain.vqvae", "all")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from duet_env import motion, skeleton
+from duet_env import motion
 from duet_env.data.clip import Clip
 from duet_env.metrics import ReferenceStats, alignment_score, geometric_features, kinetic_features, motion_beats
 from duet_env.metrics.foot_slip import slipping_frames
 from duet_env.metrics.smoothness import foot_lift_err_cm, jerk, kinetic_energy
-from duet_env.tokens import FOLLOWER_STREAMS, TOKEN_FRAMES
+from duet_env.conventions import FOLLOWER_STREAMS, NUM_JOINTS, PART_JOINTS, PART_NAMES, TOKEN_FRAMES, WRIST_OF_HAND
 from duet_env.tokenizer import features
 
 
@@ -121,7 +121,7 @@ def evaluate(tokenizer, clips: list[Clip], progress: bool = True,
         stats = reference_clips
     else:
         stats = reference_stats(reference_clips) if len(reference_clips) >= 2 else None
-    parts = features.PARTS
+    parts = PART_NAMES
     pos_err = {p: [] for p in parts}
     own_err = {p: [] for p in parts}
     rot_err = {p: [] for p in parts}
@@ -144,13 +144,13 @@ def evaluate(tokenizer, clips: list[Clip], progress: bool = True,
             all_pos.append(err.mean())
             all_rot.append(ang.mean())
             for p in parts:
-                idx = list(skeleton.BODY_PARTS[p])
+                idx = list(PART_JOINTS[p])
                 pos_err[p].append(err[:, idx].mean())
                 rot_err[p].append(ang[:, idx].mean())
             for p in parts:
-                idx = list(skeleton.BODY_PARTS[p])
-                if p in features.WRIST:  # the hand VQ-VAE's own error: fingers relative to the wrist
-                    w = features.WRIST[p]
+                idx = list(PART_JOINTS[p])
+                if p in WRIST_OF_HAND:  # the hand VQ-VAE's own error: fingers relative to the wrist
+                    w = WRIST_OF_HAND[p]
                     loc = (out["joints"][:, idx] - out["joints"][:, w:w + 1]) - (gt[:, idx] - gt[:, w:w + 1])
                     own_err[p].append(np.linalg.norm(loc, axis=-1).mean())
                 else:
@@ -166,8 +166,8 @@ def evaluate(tokenizer, clips: list[Clip], progress: bool = True,
     mean = lambda xs: float(np.mean(xs))
     return {
         "mpjpe_cm": {**{p: 100.0 * mean(own_err[p]) for p in parts},
-                     "overall": 100.0 * sum(mean(own_err[p]) * len(skeleton.BODY_PARTS[p]) for p in parts)
-                     / skeleton.NUM_JOINTS},
+                     "overall": 100.0 * sum(mean(own_err[p]) * len(PART_JOINTS[p]) for p in parts)
+                     / NUM_JOINTS},
         "composed_mpjpe_cm": {**{p: 100.0 * mean(pos_err[p]) for p in parts}, "overall": 100.0 * mean(all_pos)},
         "rot_err_deg": mean(all_rot),
         "rot_err_deg_per_part": {p: mean(rot_err[p]) for p in parts},

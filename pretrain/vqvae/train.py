@@ -6,11 +6,11 @@ Loss of a batch, per frame t (mean absolute errors unless marked):
          other joints' rotations held at the data (teacher forcing), in the encoder's layout
          (root-relative in the leader's heading frame; hands relative to the wrist × 10);
          for ``transl`` the decoded relative translation itself
-    L = |x̂ − x|₁ + w(s) (λ_v |Δx̂ − Δx|₁ + λ_a |Δ²x̂ − Δ²x|₁) + β ||z_e − sg(e)||²
+    L = λ_p |x̂ − x|₁ + w(s) (λ_v |Δx̂ − Δx|₁ + λ_a |Δ²x̂ − Δ²x|₁ + λ_j |Δ³x̂ − Δ³x|₁) + β ||z_e − sg(e)||²
         + λ_r ||R̂ − R||²            (decoded local rotations vs the data; R̂ from 6-D by Gram–Schmidt)
         + λ_rv |v̂_root − v_root|₁   (lower part: root-velocity channels)
 
-with β = 0.02 (commit), Δ the frame difference and w(s) = min(1, s / smooth_warmup) a ramp over
+with λ_p = 1, β = 0.02 (commit), Δ the frame difference and w(s) = min(1, s / smooth_warmup) a ramp over
 the first share of the steps (velocity/acceleration terms at full weight from the start pull
 the first decoder towards the mean pose). Departure from Bailando++/Duolando: positions are never
 decoded — the loss on them reaches the rotations through FK, so the rotations a user exports are
@@ -37,19 +37,29 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from duet_env import checkpoint, skeleton
+from duet_env.conventions import PART_JOINTS, WRIST_OF_HAND
 from pretrain.motion_data import Batch, MotionWindows
 from duet_env.tokenizer import features
 from duet_env.tokenizer.config import build_model, checkpoint_stem, stream_config
 from duet_env.tokenizer.model import StreamVQVAE
 
-TRAIN_KEYS = ("window", "batch", "lr", "commit", "vel", "acc", "rot", "root_vel", "restart_until", "warmup",
+TRAIN_KEYS = ("window", "batch", "lr", "pos", "commit", "vel", "acc", "jerk", "rot", "root_vel", "restart_until", "warmup",
               "smooth_warmup")
+
+
+def train_config(cfg: dict, stream: str) -> dict:
+    """The training hyper-parameters of one stream: ``cfg["train"]`` with the stream's entries of
+    ``cfg["train"]["per_stream"]`` (if any) on top."""
+    tcfg = {k: v for k, v in cfg["train"].items() if k != "per_stream"}
+    tcfg.update(cfg["train"].get("per_stream", {}).get(stream, {}))
+    return tcfg
 
 
 def run_config(cfg: dict, stream: str, seed: int) -> dict:
     """What a checkpoint must match to be resumed: the model config, training hyper-parameters, seed."""
     out = stream_config(cfg, stream)
-    out.update({f"train_{k}": cfg["train"][k] for k in TRAIN_KEYS})
+    tcfg = train_config(cfg, stream)
+    out.update({f"train_{k}": tcfg[k] for k in TRAIN_KEYS})
     out["seed"] = seed
     return out
 
@@ -69,7 +79,7 @@ def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict, progr
     if stream == "transl":
         p = frames
     else:
-        idx = torch.tensor(features.PART_JOINTS[stream], device=x.device)
+        idx = torch.tensor(PART_JOINTS[stream], device=x.device)
         r = features.rot6d_to_matrix(frames[..., : 6 * len(idx)].unflatten(-1, (-1, 6)))
         # forward kinematics with the part's decoded rotations and the data's elsewhere (teacher
         # forcing), pelvis at the origin: the positions the user will see, in the encoder's layout
@@ -80,13 +90,17 @@ def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict, progr
     dp, dg = p[:, 1:] - p[:, :-1], g[:, 1:] - g[:, :-1]
     rec = F.l1_loss(p, g)
     ramp = min(1.0, progress / max(1e-6, tcfg["smooth_warmup"]))
-    loss = rec + ramp * (tcfg["vel"] * F.l1_loss(dp, dg) + tcfg["acc"] * F.l1_loss(dp[:, 1:] - dp[:, :-1], dg[:, 1:] - dg[:, :-1]))
+    ddp, ddg = dp[:, 1:] - dp[:, :-1], dg[:, 1:] - dg[:, :-1]
+    smooth = tcfg["vel"] * F.l1_loss(dp, dg) + tcfg["acc"] * F.l1_loss(ddp, ddg)
+    if tcfg["jerk"]:
+        smooth = smooth + tcfg["jerk"] * F.l1_loss(ddp[:, 1:] - ddp[:, :-1], ddg[:, 1:] - ddg[:, :-1])
+    loss = tcfg["pos"] * rec + ramp * smooth
     loss = loss + tcfg["commit"] * out["commit"]
-    scale = features.HAND_SCALE if stream in features.WRIST else features.TRANSL_SCALE if stream == "transl" else 1.0
+    scale = features.HAND_SCALE if stream in WRIST_OF_HAND else features.TRANSL_SCALE if stream == "transl" else 1.0
     err = (p - g).unflatten(-1, (-1, 3)).norm(dim=-1).mean() / scale
     logs.update(rec=rec.item(), err_cm=100.0 * err.item())
     if stream == "lower":
-        rv = F.l1_loss(frames[..., 6 * len(features.PART_JOINTS["lower"]):], x[..., n_pos:])
+        rv = F.l1_loss(frames[..., 6 * len(PART_JOINTS["lower"]):], x[..., n_pos:])
         loss = loss + tcfg["root_vel"] * rv
         logs["root_vel"] = rv.item()
     if rot_loss is not None:
@@ -137,7 +151,7 @@ def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.Path
                  resume: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True) -> StreamVQVAE:
     """Train (or resume) one stream's VQ-VAE; checkpoints go to ``out/<stem>.{safetensors,json}``."""
     out = Path(out)
-    tcfg = cfg["train"]
+    tcfg = train_config(cfg, stream)
     # steps: a per-stream entry ("upper") wins over the family default ("pose" / "transl")
     family = "transl" if stream == "transl" else "pose"
     total = int(steps if steps is not None else tcfg["steps"].get(stream, tcfg["steps"][family]))
