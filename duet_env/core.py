@@ -140,15 +140,16 @@ class DuetCore:
         idx = (t * TOKEN_FRAMES)[:, None] + self._ctx  # P + 4t − F + k with P = F
         return self.leader_frames[self._arange[:, None], idx]
 
+    def _upcoming_index(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._arange[:, None], (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
+
     def leader_upcoming(self) -> np.ndarray:
         """Leader frames (B, 4, 55, 3) of the token about to be decoded."""
-        idx = (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
-        return self.leader_frames[self._arange[:, None], idx]
+        return self.leader_frames[self._upcoming_index()]
 
     def leader_upcoming_forward(self) -> np.ndarray:
         """The tokenizer's leader heading (B, 4, 3) at the frames of the token about to be decoded."""
-        idx = (self.F + self.t * TOKEN_FRAMES)[:, None] + self._tok
-        return self.leader_forward[self._arange[:, None], idx]
+        return self.leader_forward[self._upcoming_index()]
 
     def clip_leader_heading(self, clip_id: int) -> np.ndarray:
         """The tokenizer's (time-smoothed) leader heading (T, 3) of a whole clip, computed once."""

@@ -162,19 +162,22 @@ for _d, _lvl in enumerate(LEVELS):
     _prev = LEVELS[_d - 1] if _d else ()
     _LEVEL_SPANS.append((_start, len(_lvl), torch.tensor([_prev.index(PARENTS[j]) for j in _lvl]) if _d else None))
     _start += len(_lvl)
-_OFFSET_CACHE: dict = {}
+_FK_CONSTANTS: dict = {}
 
 
-def _level_offsets(offsets, dtype, device) -> torch.Tensor:
-    """Rest offsets in level order, as a tensor of the given dtype/device (cached for the default body)."""
-    key = (id(offsets), dtype, device)
-    if offsets is REST_OFFSETS and key in _OFFSET_CACHE:
-        return _OFFSET_CACHE[key]
-    off = torch.as_tensor(np.array(offsets) if isinstance(offsets, np.ndarray) else offsets, dtype=dtype, device=device)
-    off = off.index_select(0, torch.tensor(_LEVEL_ORDER, device=device))
-    if offsets is REST_OFFSETS:
-        _OFFSET_CACHE[key] = off
-    return off
+def _fk_constants(dtype: torch.dtype, device: torch.device) -> dict:
+    """Index tensors, the homogeneous bottom row and the default body's offsets in level order for
+    one dtype/device, built once: FK runs at every env step, so it allocates nothing constant."""
+    key = (dtype, device)
+    if key not in _FK_CONSTANTS:
+        order = torch.tensor(_LEVEL_ORDER, device=device)
+        _FK_CONSTANTS[key] = {
+            "order": order, "unorder": _UNORDER.to(device),
+            "parents": [p.to(device) for _, _, p in _LEVEL_SPANS[1:]],
+            "bottom": torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device),
+            "rest": torch.tensor(REST_OFFSETS, dtype=dtype, device=device).index_select(0, order),
+        }
+    return _FK_CONSTANTS[key]
 
 
 def global_transforms(rotmats: torch.Tensor, transl: torch.Tensor,
@@ -185,17 +188,20 @@ def global_transforms(rotmats: torch.Tensor, transl: torch.Tensor,
     pelvis + transl); the global transform of a level is its parents' global transforms (the
     level above) times the local ones.
     """
-    dev, dt = rotmats.device, rotmats.dtype
-    order = torch.tensor(_LEVEL_ORDER, device=dev)
-    off = _level_offsets(offsets, dt, dev).expand(*rotmats.shape[:-3], NUM_JOINTS, 3)
+    c = _fk_constants(rotmats.dtype, rotmats.device)
+    if offsets is REST_OFFSETS:
+        off = c["rest"]
+    else:
+        off = torch.as_tensor(np.array(offsets) if isinstance(offsets, np.ndarray) else offsets,
+                              dtype=rotmats.dtype, device=rotmats.device).index_select(0, c["order"])
+    off = off.expand(*rotmats.shape[:-3], NUM_JOINTS, 3)
     off = torch.cat([off[..., :1, :] + transl.unsqueeze(-2), off[..., 1:, :]], dim=-2)
-    r = rotmats.index_select(-3, order)
-    local = torch.cat([torch.cat([r, off.unsqueeze(-1)], dim=-1),
-                       torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dt, device=dev).expand(*r.shape[:-2], 1, 4)], dim=-2)
+    r = rotmats.index_select(-3, c["order"])
+    local = torch.cat([torch.cat([r, off.unsqueeze(-1)], dim=-1), c["bottom"].expand(*r.shape[:-2], 1, 4)], dim=-2)
     levels = [local[..., :1, :, :]]
-    for start, size, parents in _LEVEL_SPANS[1:]:
-        levels.append(levels[-1].index_select(-3, parents.to(dev)) @ local[..., start:start + size, :, :])
-    glob = torch.cat(levels, dim=-3).index_select(-3, _UNORDER.to(dev))
+    for (start, size, _), parents in zip(_LEVEL_SPANS[1:], c["parents"]):
+        levels.append(levels[-1].index_select(-3, parents) @ local[..., start:start + size, :, :])
+    glob = torch.cat(levels, dim=-3).index_select(-3, c["unorder"])
     return glob[..., :3, :3], glob[..., :3, 3]
 
 
