@@ -332,3 +332,49 @@ def test_training_windows_equal_the_env_observation_inside_an_episode():
         assert np.array_equal(env["leader"][0], ours["leader"][0].reshape(-1)), t
         assert np.array_equal(env["follower"][0], ours["follower"][0].reshape(-1)), t
         core.step(tc["follower"][t][None])
+
+
+def test_music_augmentation_transposes_chroma_and_keeps_beats_and_padding():
+    from pretrain.gpt.augment import augment_music
+
+    rng = np.random.default_rng(0)
+    music = rng.normal(size=(64, 7, 216)).astype(np.float32)
+    music[:, :2] = 0.0  # padding before the clip start
+    mean, std = np.zeros(54, np.float32), np.ones(54, np.float32)
+    out = augment_music(music, np.random.default_rng(1), mean, std, probability=1.0, p_drop=0.0)
+    x, y = music.reshape(64, 7, 4, 54), out.reshape(64, 7, 4, 54)
+    assert np.array_equal(y[:, :2], x[:, :2])  # padding stays zero
+    assert np.array_equal(y[..., 53], x[..., 53])  # the beat column is never touched
+    # chroma: every window is a circular shift of itself (a transposition), and some shift is not 0
+    shifts = []
+    for i in range(64):
+        a, b = x[i, 2:, :, 40:52], y[i, 2:, :, 40:52]
+        match = [k for k in range(12) if np.array_equal(np.roll(a, k, axis=-1), b)]
+        assert len(match) == 1, i
+        shifts.append(match[0])
+    assert len(set(shifts)) > 5
+    assert not np.allclose(y[..., :40], x[..., :40])  # timbre and loudness move
+    clean = augment_music(music, np.random.default_rng(1), mean, std, probability=0.0)
+    assert np.array_equal(clean, music)
+
+
+def test_hold_out_and_best_checkpoint_follow_the_validation_loss(tmp_path):
+    from pretrain.gpt.train import hold_out
+
+    rng = np.random.default_rng(5)
+    clips = [fake_clip(rng, 40, f"c{i:02d}", rule=True) for i in range(8)]
+    kept, held = hold_out(clips, 0.25)
+    assert len(held) == 2 and len(kept) == 6
+    assert not {c["name"] for c in kept} & {c["name"] for c in held}
+    with pytest.raises(ValueError, match="validation_fraction"):
+        hold_out(clips, 0.6)
+    cfg = tiny_config(steps=120, checkpoint_every=40, batch_size=16, music_augment=0.5)
+    state = train(cfg, kept, SIZES, tmp_path / "run", seed=0, progress=False, val_clips=held)
+    vals = [h["val_ce"] for h in state["loss_history"]]
+    assert len(vals) == 3 and state["best"]["val_ce"] == pytest.approx(min(vals))
+    assert state["best"]["step"] == 40 * (1 + int(np.argmin(vals)))
+    assert state["validation_clips"] == [c["name"] for c in held]
+    best = FollowerPolicy.load(tmp_path / "run" / "best")
+    from pretrain.gpt.train import validation_cross_entropy
+
+    assert validation_cross_entropy(best.model, held, SIZES) == pytest.approx(state["best"]["val_ce"], rel=1e-5)

@@ -79,8 +79,13 @@ def test_layout_and_shapes(dataset, clips):
         assert sr == 15360 and audio.ndim == 1 and sf.info(str(dataset / "music" / "mp3" / "all" / f"{name}.wav")).subtype == "PCM_16"
         assert abs(len(audio) / sr - meta["frames"] / 30) < 1e-3 and np.max(np.abs(audio)) > 0.5
         assert meta["beat_frames"] == [int(round(t * 30)) for t in meta["beat_times"]]
+        # the tempo map: drift and rubato keep every beat within 15 % of the nominal period,
+        # and the song's own description spans the local tempi
         period = 60.0 / meta["bpm"]
-        np.testing.assert_allclose(np.diff(meta["beat_times"]), period, atol=2e-6)
+        ratio = np.diff(meta["beat_times"]) / period
+        assert ratio.min() > 0.85 and ratio.max() < 1.2, (name, ratio.min(), ratio.max())
+        lo, hi = meta["music"]["tempo_range_bpm"]
+        assert lo <= 60.0 / np.diff(meta["beat_times"]).max() + 0.05 and hi >= 60.0 / np.diff(meta["beat_times"]).min() - 0.05
     total = sum(m["frames"] for m, *_ in clips.values()) / 30 / 60
     assert abs(total - MINUTES) < 0.02
     for genre in GENRES:
@@ -176,17 +181,6 @@ def test_dancers_rarely_interpenetrate(clips):
     assert checks.penetration(lj, lj + np.array([0.05, 0.0, 0.0]))[0] == 1.0
 
 
-def test_music_beats_are_trackable():
-    import librosa
-
-    clip = synth.synthesize_clip("ChaCha", 2, 12.0, seed=3)
-    _, frames = librosa.beat.beat_track(y=clip.audio, sr=15360, hop_length=512)
-    truth = np.asarray(clip.meta["beat_frames"])
-    truth = truth[(truth > 30) & (truth < clip.meta["frames"] - 30)]
-    dist = np.min(np.abs(truth[:, None] - np.asarray(frames)[None]), axis=1)
-    assert np.mean(dist <= 2) > 0.8
-
-
 def test_rule_follower_and_bad_input(dataset, clips):
     name = sorted(clips)[0]
     follower = synth.rule_follower(dataset, name)
@@ -199,3 +193,44 @@ def test_rule_follower_and_bad_input(dataset, clips):
     with pytest.raises(ValueError, match="minutes"):
         synth.generate(dataset / "x", minutes=-1)
     assert skeleton.NUM_JOINTS == 55
+
+
+# ------------------------------------------------------------------------ songs and beats
+def test_songs_vary_and_carry_their_beats():
+    """synthduet-2 songs differ in groove, kit, voices and tempo, and librosa still hears the
+    beats the dancers step on in most of them (rubato, breaks and swing make some hard)."""
+    from duet_env import music
+    from duet_env.metrics.beats import alignment_score
+
+    metas, scores = [], []
+    for genre in ("Waltz", "HipHop", "Ballet", "ChaCha"):
+        for choreo in (1, 2, 3):
+            clip = synth.synthesize_clip(genre, choreo, 12.0, seed=3)
+            feats = music.features_from_audio(clip.audio)
+            tracked = music.beat_frames(feats)
+            scores.append(alignment_score(np.asarray(clip.meta["beat_frames"]), tracked))
+            metas.append(clip.meta["music"])
+    assert len({m["groove"] for m in metas}) >= 4 and len({m["kit"] for m in metas}) >= 3
+    assert len({m["voices"]["chords"] for m in metas}) >= 4
+    assert np.median(scores) > 0.7, scores
+
+
+def test_dance_to_beats_steps_on_the_given_beats():
+    # an irregular beat grid (a song with rubato): 100 bpm slowing to 80 bpm
+    periods = np.linspace(0.6, 0.75, 24)
+    beats = 0.4 + np.concatenate([[0.0], np.cumsum(periods)])
+    clip = synth.dance_to_beats("Tango", beats, 14.0, seed=1)
+    poses = clip.leader["poses"]
+    assert poses.shape == (420, 165) and clip.audio.size == 0
+    from duet_env.data.dd100 import joint_positions
+
+    joints = joint_positions(clip.leader["poses"], clip.leader["transl"])
+    frames = np.round(beats[beats < 14.0] * 30).astype(int)
+    frames = frames[(frames > 10) & (frames < 410)]
+    on = checks.beat_alignment(frames, checks.motion_beats(joints))
+    off = checks.beat_alignment(frames + 9, checks.motion_beats(joints))  # ~half a beat late
+    assert on > 0.6 and on > off + 0.2, (on, off)
+    with pytest.raises(ValueError, match="at least 2 beats"):
+        synth.dance_to_beats("Tango", np.array([1.0]), 10.0)
+    with pytest.raises(ValueError, match="NaN"):
+        synth.dance_to_beats("Tango", np.array([1.0, np.nan, 2.0]), 10.0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +35,11 @@ from .clip import Dancer
 from .safe_pickle import load_npy_dict
 from . import synth_body as body
 from .synth_moves import GENRE_MOTION, PHRASE_BARS, draw_variation, plan_leader
-from .synth_music import SAMPLE_RATE, plan_music, synthesize
+from .synth_music import SAMPLE_RATE, TEMPO_CHOICES, plan_music, synthesize
 from .synth_partner import follower_keys, hold_targets, partner_offset
 from .synth_steps import StepBuilder
 
-VERSION = "synthduet-1"
+VERSION = "synthduet-2"  # 2: songs with real-world variety (tempo map, grooves, kits, voices, mix)
 TAKE = 1
 CLIP_SECONDS = 45.0  # mean clip length; clips vary by +-15 %
 BASE_HEIGHT = {"Waltz": 0.95, "Tango": 0.94, "ChaCha": 0.945, "HipHop": 0.92, "Ballet": 0.955}
@@ -91,26 +91,90 @@ def _smplx_dict(local: np.ndarray, pelvis: np.ndarray) -> dict:
     }
 
 
-def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> SynthClip:
-    """Generate one duet clip (deterministic in genre, choreo, seconds and seed)."""
-    if genre not in GENRES:
-        raise ValueError(f"genre must be one of {sorted(GENRES)}; got {genre!r}")
-    if not np.isfinite(seconds) or seconds < 4.0:
-        raise ValueError(f"seconds must be a finite clip length >= 4 s; got {seconds}")
-    style, gm = GENRES[genre], GENRE_MOTION[genre]
-    genre_id = sorted(GENRES).index(genre)
+def _rngs(genre: str, choreo: int, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    genre_id = sorted(GENRES).index(genre) if genre in GENRES else len(GENRES)
     ss = np.random.SeedSequence([int(seed), genre_id, int(choreo)])
     rng_music, rng_motion = (np.random.default_rng(s) for s in ss.spawn(2))
-    name = f"{genre}_{choreo:02d}_{TAKE}"
+    return rng_music, rng_motion
 
+
+def _check_genre(genre: str) -> None:
+    if genre not in GENRES:
+        raise ValueError(f"genre must be one of {sorted(GENRES)}; got {genre!r}")
+
+
+def _check_seconds(seconds: float) -> None:
+    if not np.isfinite(seconds) or seconds < 4.0:
+        raise ValueError(f"seconds must be a finite clip length >= 4 s; got {seconds}")
+
+
+def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> SynthClip:
+    """Generate one duet clip (deterministic in genre, choreo, seconds and seed): a song
+    (:mod:`synth_music`), then both dancers stepping on its beats (:func:`dance_to_beats`)."""
+    _check_genre(genre)
+    _check_seconds(seconds)
+    style = GENRES[genre]
+    rng_music, rng_motion = _rngs(genre, choreo, seed)
     n_frames = int(round(seconds * FPS))
     duration = n_frames / FPS
-    plan = plan_music(genre, style.bpm, style.meter, duration, rng_music)
+    plan = plan_music(genre, style.meter, duration, rng_music)
     audio = synthesize(plan, duration, genre, rng_music)
+    clip = _choreograph(genre, choreo, plan.beat_times, n_frames, rng_motion, seed)
+    clip.audio = audio
+    clip.meta.update({"bpm": plan.bpm, "beat_offset": plan.offset, "key_midi": plan.root_midi,
+                      "minor": plan.minor, "music": plan.describe()})
+    return clip
 
-    key_times = plan.offset + np.arange(int(np.ceil((duration - plan.offset) / plan.beat_period)) + 2) * plan.beat_period
-    n_keys = key_times.size
+
+def dance_to_beats(genre: str, beat_times: np.ndarray, seconds: float, seed: int = 0) -> SynthClip:
+    """A SynthDuet leader and rule follower stepping on the given beat times (s), e.g. the beats
+    librosa tracks in a user's song: the song-driven leader of ``agents.accompany``.
+
+    Beats closer than 0.2 s to the previous one are dropped (a tracker's double hits); the
+    last interval is repeated past ``seconds`` so the keys cover the whole clip. Before the first
+    beat the dancers stand in their first pose. ``audio`` of the result is empty (the caller has
+    the song). Beat 0 is taken as a downbeat (a tracker knows no bars)."""
+    _check_genre(genre)
+    _check_seconds(seconds)
+    beats = np.asarray(beat_times, np.float64).ravel()
+    if beats.size and not np.all(np.isfinite(beats)):
+        raise ValueError("beat_times contain NaN or inf")
+    beats = np.sort(beats[(beats >= 0) & (beats < seconds)])
+    kept = []
+    for t in beats:
+        if not kept or t - kept[-1] >= 0.2:
+            kept.append(float(t))
+    if len(kept) < 2:
+        raise ValueError(f"need at least 2 beats (0.2 s apart) inside the {seconds:.1f} s clip to dance to; "
+                         f"got {len(kept)}")
+    period = float(np.median(np.diff(kept)))
+    while kept[-1] < seconds + 3 * period or len(kept) < 4:
+        kept.append(kept[-1] + period)
+    n_frames = int(round(seconds * FPS))
+    _, rng_motion = _rngs(genre, 0, seed)
+    clip = _choreograph(genre, 0, np.asarray(kept), n_frames, rng_motion, seed)
+    clip.meta.update({"bpm": round(60.0 / period, 2), "beat_offset": kept[0], "source": "dance_to_beats"})
+    clip.audio = np.zeros(0, np.float32)
+    return clip
+
+
+def _choreograph(genre: str, choreo: int, beat_times: np.ndarray, n_frames: int,
+                 rng_motion: np.random.Generator, seed: int) -> SynthClip:
+    """Leader moves keyed on ``beat_times`` (one key per beat; times may run past the clip's
+    end) and the partner-rule follower; the clip's metadata without the music fields."""
+    style, gm = GENRES[genre], GENRE_MOTION[genre]
+    name = f"{genre}_{choreo:02d}_{TAKE}"
+    duration = n_frames / FPS
+    key_times = np.asarray(beat_times, np.float64)
+    n_keys = int(np.searchsorted(key_times, duration)) + 2
+    if key_times.size < n_keys:
+        raise ValueError("beat_times must run at least two beats past the clip's end")
+    key_times = key_times[:n_keys]
     variation = draw_variation(genre, rng_motion)
+    # Fast music: shorter steps, so the body's speed stays in the genre's range.
+    bpm = 60.0 / float(np.median(np.diff(key_times)))
+    slow_limit = max(hi for lo, hi, _ in TEMPO_CHOICES[genre][:1])
+    variation = replace(variation, step=variation.step * min(1.0, slow_limit / bpm))
     builder = StepBuilder(stance=gm.stance, turnout=gm.turnout, swing=0.06 if genre == "Ballet" else 0.08)
     builder.style.curl = BASE_CURL[genre]
     builder.style.lean = variation.lean if gm.hold is None else 0.02
@@ -155,8 +219,7 @@ def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> S
     meta = {
         "name": name, "genre": genre, "choreo": int(choreo), "take": TAKE, "split": "test" if is_test_choreo(genre, choreo) else "train",
         "version": VERSION, "seed": int(seed), "frames": n_frames, "fps": FPS, "seconds": duration,
-        "bpm": plan.bpm, "meter": style.meter, "beat_offset": plan.offset, "key_midi": plan.root_midi,
-        "minor": plan.minor,
+        "meter": style.meter,
         "beat_times": [round(float(t), 6) for t in beat_times],
         "beat_frames": [int(f) for f in np.round(beat_times * FPS)],
         "downbeat_frames": [int(f) for f in np.round(beat_times[beat_idx % style.meter == 0] * FPS)],
@@ -178,7 +241,7 @@ def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> S
         "hold_frames": _runs(lead_track.hold > 0.999) if gm.hold else [],
     }
     return SynthClip(name, _smplx_dict(lead_local, lead_track.pelvis), _smplx_dict(foll_local, foll_track.pelvis),
-                     audio, meta)
+                     np.zeros(0, np.float32), meta)
 
 
 # ------------------------------------------------------------------------------- writing

@@ -121,12 +121,25 @@ def load_token_clips(path: Path) -> list[dict]:
                 for i, n in enumerate(names)]
 
 
+def dataset_fingerprint(root: str | os.PathLike) -> str:
+    """Hash of (path, size, mtime) of every motion and music file under ``root``."""
+    root = Path(root)
+    entries = []
+    for sub in ("motion", "music"):
+        for p in sorted((root / sub).rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                entries.append([str(p.relative_to(root)), st.st_size, st.st_mtime_ns])
+    return _fingerprint(entries)
+
+
 def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: str | os.PathLike,
                       progress: bool = True) -> tuple[list[dict], dict[str, int]]:
     """Token clips of a dataset split, tokenised once and cached in ``cache_folder``.
 
     Returns ``(token_clips, codebook_sizes)``. The cache file is keyed by the dataset folder,
-    the split and the tokenizer fingerprint.
+    its files' sizes and modification times (a regenerated dataset is re-tokenised), the split
+    and the tokenizer fingerprint.
     """
     from duet_env.data import load_split, resolve_root
     from duet_env.tokenizer import Tokenizer
@@ -134,7 +147,7 @@ def load_split_tokens(data: str, split: str, tokenizer_name: str, cache_folder: 
     root = resolve_root(data)
     tokenizer = Tokenizer.load(tokenizer_name)
     tok_id = getattr(tokenizer, "fingerprint", None) or tokenizer_fingerprint(tokenizer_name)
-    key = _fingerprint([TOKEN_CACHE_VERSION, str(Path(root).resolve()), split, tok_id])
+    key = _fingerprint([TOKEN_CACHE_VERSION, str(Path(root).resolve()), dataset_fingerprint(root), split, tok_id])
     cache = Path(cache_folder) / f"tokens-{split}-{key}.npz"
     sizes = {s: int(tokenizer.codebook_sizes[s]) for s in FOLLOWER_STREAMS}
     if cache.exists():

@@ -5,6 +5,14 @@ positions t−H … t that lie inside the clip. Optimiser: AdamW (weight decay o
 linear warm-up then cosine decay to 10 % of ``lr`` over the run's total steps, gradient-norm
 clipping.
 
+Validation and the best checkpoint: with ``train.validation_fraction`` > 0, every k-th training
+clip (k = round(1 / fraction), in name order, so every genre gives some) is held out of training
+(:func:`hold_out`); at every checkpoint the held-out clips' teacher-forced cross-entropy (summed over
+streams, as ``pretrain.gpt evaluate`` computes it) is measured and, when it is the lowest so far, the
+weights are written to ``out_dir/best`` — early stopping by selection: the run goes on, the best
+point is kept. ``train.music_augment`` > 0 perturbs that share of the windows' music features
+(:mod:`pretrain.gpt.augment`).
+
 Reproducibility: the batch and the dropout masks of step k are drawn from generators seeded
 by ``(seed, k)``, so a run resumed from a checkpoint at step k continues exactly as the
 uninterrupted run would (on CPU), with nothing but the step to restore besides the weights and
@@ -25,6 +33,7 @@ from tqdm.auto import tqdm
 from duet_env import checkpoint
 from duet_env.conventions import MUSIC_DIM
 
+from .augment import augment_music
 from .config import with_codebook_sizes
 from .data import WindowSampler
 from .model import FollowerGPT
@@ -75,6 +84,33 @@ def music_statistics(clips: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return frames.mean(0), frames.std(0)
 
 
+def hold_out(clips: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
+    """(training clips, held-out clips): every k-th clip in name order, k = round(1 / fraction)."""
+    if not fraction or fraction <= 0:
+        return list(clips), []
+    if fraction >= 0.5:
+        raise ValueError(f"train.validation_fraction must be in [0, 0.5); got {fraction}")
+    k = max(2, int(round(1.0 / fraction)))
+    ordered = sorted(clips, key=lambda c: c["name"])
+    held = [c for i, c in enumerate(ordered) if i % k == k // 2]
+    kept = [c for i, c in enumerate(ordered) if i % k != k // 2]
+    if not held or not kept:
+        raise ValueError(f"cannot hold out {fraction:.0%} of {len(clips)} clips for validation")
+    return kept, held
+
+
+def validation_cross_entropy(model: FollowerGPT, clips: list[dict], codebook_sizes: dict[str, int]) -> float:
+    """Σ over streams of the mean teacher-forced cross-entropy (nats) on ``clips``."""
+    from .evaluate import gpt_log_probs
+
+    was_training = model.training
+    logp = gpt_log_probs(model, clips, codebook_sizes, progress=False)
+    model.train(was_training)
+    truth = np.concatenate([c["follower"] for c in clips])
+    rows = np.arange(len(truth))
+    return float(sum(-lp[rows, truth[:, i]].mean() for i, lp in enumerate(logp)))
+
+
 def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) % (2 ** 63)
 
@@ -95,7 +131,8 @@ def export_weights(src: str | os.PathLike, dst: str | os.PathLike, extra_state: 
 def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int], out_dir: str | os.PathLike,
           steps: int | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
           device: str = "cpu", progress: bool = True, extra_state: dict | None = None,
-          on_step: Callable[[int, float], None] | None = None, max_minutes: float | None = None) -> dict:
+          on_step: Callable[[int, float], None] | None = None, max_minutes: float | None = None,
+          val_clips: list[dict] | None = None) -> dict:
     """Train (or resume) a FollowerGPT on token clips; returns the final checkpoint state.
 
     ``out_dir`` receives ``gpt.safetensors`` / ``gpt.json`` every ``train.checkpoint_every``
@@ -103,7 +140,8 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     checkpoint in ``out_dir`` (refusing one whose config differs); without it an existing
     checkpoint is an error unless ``overwrite``. ``on_step(step, loss)`` is called after
     every optimiser step (tests use it to simulate a kill). ``max_minutes`` stops early (with a
-    checkpoint, resumable) once this run has used that much wall time.
+    checkpoint, resumable) once this run has used that much wall time. ``val_clips`` (held out,
+    see :func:`hold_out`) are scored at every checkpoint; the best weights go to ``out_dir/best``.
     """
     out_dir = Path(out_dir)
     config = with_codebook_sizes(config, codebook_sizes)
@@ -118,7 +156,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     torch.manual_seed(seed)
     model = FollowerGPT(config).to(dev)
     opt = build_optimizer(model, tcfg)
-    step, history, ema = 0, [], None
+    step, history, ema, best = 0, [], None, None
     if resume and have_ckpt:
         tensors, found, state = checkpoint.load(out_dir, CHECKPOINT_STEM, device="cpu")
         checkpoint.check_config(config, found, where=str(out_dir))
@@ -127,6 +165,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         restore_optimizer(opt, {k: v.to(dev) for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)})
         step, history = int(state.get("step", 0)), list(state.get("loss_history", []))
         ema = state.get("loss")
+        best = state.get("best")
         if int(state.get("seed", seed)) != seed:
             raise checkpoint.CheckpointError(f"checkpoint {out_dir} was trained with seed {state.get('seed')}, "
                                              f"asked to resume with seed {seed}")
@@ -140,7 +179,11 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
 
     def state_now(loss: float | None) -> dict:
         return {"step": step, "seed": seed, "total_steps": total, "loss": loss, "loss_history": history,
-                "train_windows": sampler.n_steps, **(extra_state or {})}
+                "train_windows": sampler.n_steps, "best": best,
+                "validation_clips": [c["name"] for c in val_clips or []], **(extra_state or {})}
+
+    augment = float(tcfg.get("music_augment", 0.0))
+    stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
     bar = tqdm(total=total, initial=step, desc="gpt train", disable=not progress, dynamic_ncols=True)
     model.train()
@@ -149,6 +192,8 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         torch.manual_seed(_step_seed(seed, step))
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
                                float(tcfg["episode_fraction"]))
+        if augment > 0:
+            batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
         music = torch.from_numpy(batch["music"]).to(dev)
         leader = torch.from_numpy(batch["leader"]).to(dev)
         follower = torch.from_numpy(batch["follower"]).to(dev)
@@ -169,7 +214,16 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         bar.set_postfix(loss=f"{ema:.3f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes
         if step % int(tcfg["checkpoint_every"]) == 0 or step == total or out_of_time:
-            history.append({"step": step, "loss_ema": ema, "elapsed_s": elapsed0 + time.perf_counter() - t0})
+            entry = {"step": step, "loss_ema": ema, "elapsed_s": elapsed0 + time.perf_counter() - t0}
+            if val_clips:
+                entry["val_ce"] = validation_cross_entropy(model, val_clips, codebook_sizes)
+                bar.write(f"step {step}: validation CE {entry['val_ce']:.4f}"
+                          + ("" if best is None else f" (best {best['val_ce']:.4f} at step {best['step']})"))
+                if best is None or entry["val_ce"] < best["val_ce"]:
+                    best = {"step": step, "val_ce": entry["val_ce"]}
+                    checkpoint.save(out_dir / "best", CHECKPOINT_STEM, dict(model.state_dict()), config,
+                                    {**state_now(ema), "step": step})
+            history.append(entry)
             save_training_checkpoint(out_dir, model, opt, config, state_now(ema))
         if on_step is not None:
             on_step(step, value)
@@ -196,8 +250,11 @@ def main(args) -> dict:
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else cache_dir() / "gpt-tokens"
     clips, sizes = load_split_tokens(args.data, "train", args.tokenizer, cache_folder=cache, progress=not args.quiet)
+    clips, val_clips = hold_out(clips, float(config["train"].get("validation_fraction", 0.0)))
     state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
                   overwrite=args.overwrite, device=args.device, progress=not args.quiet, max_minutes=args.max_minutes,
-                  extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)})
+                  extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)}, val_clips=val_clips)
     print(f"trained {state['step']} steps, loss {state['loss']:.4f}; checkpoint in {out}")
+    if state.get("best"):
+        print(f"best validation CE {state['best']['val_ce']:.4f} at step {state['best']['step']}: {out / 'best'}")
     return state
