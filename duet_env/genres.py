@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GenreStyle:
-    """name: genre tag used in clip names (no underscores). bpm: (low, high) tempo range.
+    """name: genre tag used in clip names (no underscores). bpm: (low, high) typical tempo range (the most
+    common of SynthDuet's per-genre tempo choices, :data:`duet_env.data.synth_music.TEMPO_CHOICES`,
+    which also hold rarer fast ranges: Viennese waltz, fast hip-hop).
     meter: beats per bar. partner_distance: (low, high) pelvis-to-pelvis metres.
     hold: whether the partners hold hands (ballroom). facing: expected relative heading of
     the follower to the leader in radians (π = face to face, 0 = same direction)."""
@@ -29,11 +31,11 @@ _PI = 3.141592653589793
 GENRES: dict[str, GenreStyle] = {
     s.name: s
     for s in [
-        GenreStyle("Waltz", (84.0, 96.0), 3, (0.30, 0.45), True, _PI),
-        GenreStyle("Tango", (116.0, 128.0), 4, (0.30, 0.45), True, _PI),
-        GenreStyle("ChaCha", (112.0, 124.0), 4, (0.60, 0.95), True, _PI),
-        GenreStyle("HipHop", (88.0, 104.0), 4, (0.90, 1.50), False, 0.0),
-        GenreStyle("Ballet", (60.0, 76.0), 4, (0.50, 1.20), False, _PI),
+        GenreStyle("Waltz", (78.0, 108.0), 3, (0.30, 0.45), True, _PI),
+        GenreStyle("Tango", (108.0, 138.0), 4, (0.30, 0.45), True, _PI),
+        GenreStyle("ChaCha", (100.0, 132.0), 4, (0.60, 0.95), True, _PI),
+        GenreStyle("HipHop", (76.0, 120.0), 4, (0.90, 1.50), False, 0.0),
+        GenreStyle("Ballet", (60.0, 96.0), 4, (0.50, 1.20), False, _PI),
     ]
 }
 

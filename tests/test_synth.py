@@ -234,3 +234,12 @@ def test_dance_to_beats_steps_on_the_given_beats():
         synth.dance_to_beats("Tango", np.array([1.0]), 10.0)
     with pytest.raises(ValueError, match="NaN"):
         synth.dance_to_beats("Tango", np.array([1.0, np.nan, 2.0]), 10.0)
+
+
+def test_dance_to_beats_takes_fast_songs_in_half_time():
+    beats = 0.3 + np.arange(40) * 60.0 / 170.0  # 170 bpm
+    clip = synth.dance_to_beats("HipHop", beats, 12.0, seed=0)
+    assert clip.meta["half_time"] and abs(clip.meta["bpm"] - 85.0) < 0.5
+    np.testing.assert_allclose(clip.meta["beat_times"], beats[::2][beats[::2] < 12.0], atol=1e-6)
+    slow = synth.dance_to_beats("HipHop", 0.3 + np.arange(20) * 0.6, 12.0, seed=0)  # 100 bpm
+    assert not slow.meta["half_time"]

@@ -48,6 +48,7 @@ FOLLOWER_LEAN = {"Waltz": -0.12, "Tango": -0.05, "ChaCha": 0.0, "HipHop": 0.05, 
 FOLLOWER_HEAD = {"Waltz": 0.5, "Tango": 0.4, "ChaCha": 0.0, "HipHop": 0.0, "Ballet": 0.0}
 PULSE = {"Waltz": 0.12, "Tango": 0.10, "ChaCha": 0.15, "HipHop": 0.15, "Ballet": 0.10}
 REST_PELVIS = skeleton.REST_OFFSETS[0]
+HALF_TIME_ABOVE_BPM = 140.0  # dance_to_beats steps on every other beat above this tempo
 
 
 @dataclass
@@ -133,7 +134,12 @@ def dance_to_beats(genre: str, beat_times: np.ndarray, seconds: float, seed: int
     Beats closer than 0.2 s to the previous one are dropped (a tracker's double hits); the
     last interval is repeated past ``seconds`` so the keys cover the whole clip. Before the first
     beat the dancers stand in their first pose. ``audio`` of the result is empty (the caller has
-    the song). Beat 0 is taken as a downbeat (a tracker knows no bars)."""
+    the song). Beat 0 is taken as a downbeat (a tracker knows no bars).
+
+    Fast songs are danced in half time: above ``HALF_TIME_ABOVE_BPM`` (median tracked tempo) the
+    dancers step on every other beat, as people do (a step per beat at 160 bpm is a sprint), and
+    because the beat metric cannot resolve motion beats 11 frames apart (its speed curve is
+    smoothed with σ = 5 frames). Stepping on every other beat keeps half of the beats matched."""
     _check_genre(genre)
     _check_seconds(seconds)
     beats = np.asarray(beat_times, np.float64).ravel()
@@ -148,12 +154,16 @@ def dance_to_beats(genre: str, beat_times: np.ndarray, seconds: float, seed: int
         raise ValueError(f"need at least 2 beats (0.2 s apart) inside the {seconds:.1f} s clip to dance to; "
                          f"got {len(kept)}")
     period = float(np.median(np.diff(kept)))
+    half_time = 60.0 / period > HALF_TIME_ABOVE_BPM and len(kept) >= 4
+    if half_time:
+        kept, period = kept[::2], 2 * period
     while kept[-1] < seconds + 3 * period or len(kept) < 4:
         kept.append(kept[-1] + period)
     n_frames = int(round(seconds * FPS))
     _, rng_motion = _rngs(genre, 0, seed)
     clip = _choreograph(genre, 0, np.asarray(kept), n_frames, rng_motion, seed)
-    clip.meta.update({"bpm": round(60.0 / period, 2), "beat_offset": kept[0], "source": "dance_to_beats"})
+    clip.meta.update({"bpm": round(60.0 / period, 2), "beat_offset": kept[0], "source": "dance_to_beats",
+                      "half_time": bool(half_time)})
     clip.audio = np.zeros(0, np.float32)
     return clip
 
