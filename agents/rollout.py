@@ -29,6 +29,15 @@ class FollowerMotion:
     components: dict     # mean per-step value of every reward term
 
 
+class NoReward:
+    """The reward when none is wanted (``reward=None``): no terms, zero reward, nothing computed."""
+
+    names: tuple[str, ...] = ()
+
+    def __call__(self, ctx) -> tuple[np.ndarray, dict]:
+        return np.zeros(len(ctx.step), np.float32), {}
+
+
 def load_policy(policy: str, device: str = "cpu"):
     """"random" -> None; "default" or a checkpoint path -> the follower GPT policy."""
     if policy == "random":
@@ -44,6 +53,8 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
 
     ``policy``: "random", "default", a checkpoint path, or a loaded policy object with
     ``sample(obs, mode=...)``. The tokenizer decodes the chosen tokens as the env does.
+    ``reward=None`` skips the reward terms (FollowerMotion.reward 0, no components): faster when
+    only the motion is wanted.
     """
     from duet_env.env import load_tokenizer
     from rewards import make_reward
@@ -53,7 +64,8 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
     history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
     lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD
     bank = episode_clips(clips, tok, with_follower=False)
-    core = DuetCore(bank, tok, len(bank), history, lookahead, None, make_reward(reward), device)
+    core = DuetCore(bank, tok, len(bank), history, lookahead, None,
+                    NoReward() if reward is None else make_reward(reward), device)
     for i, c in enumerate(bank):
         core.reset_slot(i, i, 0, c.num_tokens)
     obs_type = TokensObservation()
