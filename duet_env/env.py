@@ -202,7 +202,7 @@ class DuetAccompanyEnv(DuetFrontend, gym.Env):
 
     ## Rewards
     A weighted sum of named terms from :mod:`rewards` (beat, half_body, facing, contact,
-    penetration, skating, distance, learned, or the user's own), chosen by ``reward=`` (a name,
+    penetration, skating, distance, smooth, learned, or the user's own), chosen by ``reward=`` (a name,
     a ``{name: weight}`` dict or a registered composite), by ``reset(options={"reward": ...})``
     or by ``env.unwrapped.set_reward(...)`` for later episodes. ``info["reward_components"]``
     holds every term's value every step. Terms that need look-ahead (beat) deliver with the

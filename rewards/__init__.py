@@ -12,7 +12,7 @@ Register a term of your own and use it by name::
     def upright(ctx):
         ...
 
-Built-in terms: beat, half_body, facing, contact, penetration, skating, distance, learned.
+Built-in terms: beat, half_body, facing, contact, penetration, skating, distance, smooth, learned.
 Built-in composites: default, duolando, bailando, partner (see :mod:`rewards.compose`).
 """
 from .compose import CompositeReward, make_reward, register_builtin_composites

@@ -12,8 +12,8 @@ Spec forms accepted by :func:`make_reward`:
 Built-in composites:
 
 ====================  ==========================================================================
-``default``           beat 1, facing 1, contact 1, distance 1, penetration 1, skating 1 — every
-                      hand-written duet term at equal weight (range [−3, 6])
+``default``           beat 1, facing 1, contact 1, distance 1, penetration 1, skating 1, smooth 1
+                      — every hand-written duet term at equal weight (range [−3, 7])
 ``duolando``          skating 1 — Duolando's active RL reward (anti-skating)
 ``bailando``          beat 5, half_body 1 — Bailando++ §4's trade-offs γ_b = 5, γ_c = 1
 ``partner``           facing 1, contact 1, distance 1, penetration 1 — partner geometry only
@@ -144,7 +144,7 @@ def make_reward(spec: str | Mapping[str, Any] | CompositeReward) -> CompositeRew
 
 def register_builtin_composites() -> None:
     register_composite("default", {"beat": 1, "facing": 1, "contact": 1, "distance": 1, "penetration": 1,
-                                   "skating": 1})
+                                   "skating": 1, "smooth": 1})
     register_composite("duolando", {"skating": 1})
     register_composite("bailando", {"beat": 5, "half_body": 1})
     register_composite("partner", {"facing": 1, "contact": 1, "distance": 1, "penetration": 1})

@@ -169,6 +169,31 @@ def test_beat_off_the_motion_minima_pays_minus_one_at_the_documented_step():
     assert values[6] == -1.0 and np.delete(values[1:-1], 5).tolist() == [1.0] * 21
 
 
+def test_beat_counts_only_real_slow_downs():
+    """A speed wobble of ±10 % has strict minima on the music beats but no real dip: under the
+    depth rule (speed at most 0.7 × the lower side peak within 4 frames) it is off the beat."""
+    frames = 96
+    leader = dancer(0.0, frames=frames)
+    beats = np.zeros(frames, bool)
+    beats[18::PERIOD] = True
+    f = np.arange(frames)
+    speed = 1.0 - 0.1 * np.cos(2 * np.pi * (f - 6) / PERIOD)
+    shallow = np.repeat(dancer(np.pi, (0, 0, 0.4), frames=1), frames, 0)
+    shallow[..., 0] += (np.cumsum(speed) / 30.0)[:, None]
+    beat_tokens = sorted({t // 4 for t in np.flatnonzero(beats)})[:-1]
+    plain = run_episode(BeatTerm(depth=0.0), leader, shallow, beats)
+    deep = run_episode(BeatTerm(), leader, shallow, beats)
+    assert [plain[t + 1] for t in beat_tokens] == [1.0] * len(beat_tokens)  # Bailando++: every minimum
+    assert [deep[t + 1] for t in beat_tokens] == [-1.0] * len(beat_tokens)
+    # The deep wobble of moving_follower keeps its beats under both rules.
+    follower = moving_follower(frames, minima_at=6)
+    np.testing.assert_array_equal(run_episode(BeatTerm(), leader, follower, beats),
+                                  run_episode(BeatTerm(depth=0.0), leader, follower, beats))
+    assert make_reward({"beat": {"weight": 1, "depth": 0.5}}).spec == {"beat": {"weight": 1.0, "depth": 0.5}}
+    with pytest.raises(ValueError, match="depth"):
+        BeatTerm(depth=1.0)
+
+
 def test_beat_reset_clears_pending_window():
     term = BeatTerm()
     ctxs = list(episode_contexts(dancer(0.0, frames=40), moving_follower(40, 6), np.zeros(40, bool)))
@@ -245,6 +270,28 @@ def test_skating_without_prediction_penalises_planted_foot_sliding():
     assert term(ctx_of(LEADER, walking))[0] == 1.0
 
 
+# --- smooth -------------------------------------------------------------------------------
+
+def test_smooth_known_values_on_cubic_motion():
+    """x = a t³ (t in seconds) has jerk 6a on every joint: 1 up to the bound, ½ halfway through
+    the margin (cosine), 0 beyond it."""
+    term = make_term("smooth")
+    t = np.arange(F) / 30.0
+
+    def cubic(jerk):
+        out = FACE_TO_FACE.copy()
+        out[..., 0] += (jerk / 6.0 * t ** 3)[:, None]
+        return out
+
+    assert term(ctx_of(LEADER, FACE_TO_FACE))[0] == 1.0  # still
+    assert term(ctx_of(LEADER, cubic(0.99 * term.bound)))[0] == 1.0
+    assert term(ctx_of(LEADER, cubic(term.bound + 0.5 * term.margin)))[0] == pytest.approx(0.5, abs=1e-3)
+    assert term(ctx_of(LEADER, cubic(term.bound + 1.01 * term.margin)))[0] == 0.0
+    assert make_term("smooth", bound=1000.0)(ctx_of(LEADER, cubic(900.0)))[0] == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        make_term("smooth", margin=0.0)
+
+
 # --- registry and composition -------------------------------------------------------------
 
 def test_custom_term_by_decorator_in_names_and_dicts():
@@ -302,7 +349,7 @@ def test_builtin_composites_and_range():
     bail = make_reward("bailando")
     assert bail.weights == {"beat": 5.0, "half_body": 1.0} and bail.range == (-10.0, 11.0)
     assert set(make_reward("partner").names) == {"facing", "contact", "distance", "penetration"}
-    assert make_reward("default").range == (-3.0, 6.0)
+    assert make_reward("default").range == (-3.0, 7.0)  # 7 terms since smooth joined
     rewards.register_composite("test_mix", {"facing": 2, "penetration": 3})
     assert make_reward("test_mix").range == (-3.0, 2.0)
 
@@ -402,7 +449,8 @@ def test_every_registered_term_stays_in_its_range(learned_checkpoint):
     rng = np.random.default_rng(0)
     options = {"learned": {"checkpoint": str(learned_checkpoint[0])}}
     names = [n for n in rewards.registered() if not n.startswith("test_")]
-    assert {"beat", "half_body", "facing", "contact", "penetration", "skating", "distance", "learned"} <= set(names)
+    assert {"beat", "half_body", "facing", "contact", "penetration", "skating", "distance", "smooth",
+            "learned"} <= set(names)
     terms = {n: make_term(n, **options.get(n, {})) for n in names}
     seen = {n: [] for n in names}
     for with_pred in (False, True):

@@ -6,6 +6,8 @@ from .facing import FacingTerm
 from .half_body import HalfBodyTerm
 from .penetration import PenetrationTerm
 from .skating import SkatingTerm
+from .smooth import SmoothTerm
 
 __all__ = ["BeatTerm", "ContactTerm", "DistanceTerm", "FacingTerm", "HalfBodyTerm", "PenetrationTerm",
-           "SkatingTerm"]
+           "SkatingTerm",
+           "SmoothTerm"]
