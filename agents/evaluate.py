@@ -167,7 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="save the evaluated followers here (DD100 layout)")
     parser.add_argument("--motion", type=Path, default=None, help="score saved followers: DIR/motion/smplx/all/<name>_00.npy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of this process (0: torch's default). One by default: the "
+                             "rollout's many small ops collapse when torch's threads outnumber free cores "
+                             "(6-7 s instead of 1.6 s a step with 2 threads beside two training jobs)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from duet_env.data import load_split
 
