@@ -71,6 +71,7 @@ def run(policies: list[str], seconds: float, ids: list[str] | None, seed: int = 
     from duet_env.env import load_tokenizer
 
     tok = load_tokenizer("default", "cpu")
+    loaded = {name: load_policy(name) for name in policies}
     synth_leaders = _synth_test_leaders()
     rows = []
     for entry, path in _songs(ids):
@@ -88,8 +89,7 @@ def run(policies: list[str], seconds: float, ids: list[str] | None, seed: int = 
         }
         row = {"id": entry["id"], "genre_guess": entry.get("genre", ""), "tempo_bpm": song.tempo_bpm,
                "dance_genre": genre, "results": {}}
-        for pol_name in policies:
-            pol = load_policy(pol_name)
+        for pol_name, pol in loaded.items():
             res = {}
             for cond, clip in clips.items():
                 t0 = time.perf_counter()

@@ -93,8 +93,7 @@ def _smplx_dict(local: np.ndarray, pelvis: np.ndarray) -> dict:
 
 
 def _rngs(genre: str, choreo: int, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    genre_id = sorted(GENRES).index(genre) if genre in GENRES else len(GENRES)
-    ss = np.random.SeedSequence([int(seed), genre_id, int(choreo)])
+    ss = np.random.SeedSequence([int(seed), sorted(GENRES).index(genre), int(choreo)])
     rng_music, rng_motion = (np.random.default_rng(s) for s in ss.spawn(2))
     return rng_music, rng_motion
 
@@ -183,8 +182,8 @@ def _choreograph(genre: str, choreo: int, beat_times: np.ndarray, n_frames: int,
     variation = draw_variation(genre, rng_motion)
     # Fast music: shorter steps, so the body's speed stays in the genre's range.
     bpm = 60.0 / float(np.median(np.diff(key_times)))
-    slow_limit = max(hi for lo, hi, _ in TEMPO_CHOICES[genre][:1])
-    variation = replace(variation, step=variation.step * min(1.0, slow_limit / bpm))
+    typical_high = TEMPO_CHOICES[genre][0][1]  # top of the genre's typical tempo range
+    variation = replace(variation, step=variation.step * min(1.0, typical_high / bpm))
     builder = StepBuilder(stance=gm.stance, turnout=gm.turnout, swing=0.06 if genre == "Ballet" else 0.08)
     builder.style.curl = BASE_CURL[genre]
     builder.style.lean = variation.lean if gm.hold is None else 0.02

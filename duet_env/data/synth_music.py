@@ -104,9 +104,6 @@ class MusicPlan:
     def offset(self) -> float:
         return float(self.beat_times[0])
 
-    def beats_within(self, duration: float) -> np.ndarray:
-        return self.beat_times[self.beat_times < duration]
-
     def describe(self) -> dict:
         """JSON-ready summary for the clip's metadata."""
         local = 60.0 / np.diff(self.beat_times)

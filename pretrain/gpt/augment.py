@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from duet_env.conventions import BEAT_COLUMN, MUSIC_DIM, ONSET_COLUMN
+from duet_env.conventions import CHROMA_COLUMNS, MFCC_COLUMNS, MFCC_DELTA_COLUMNS, MUSIC_DIM, ONSET_COLUMN
 
-MFCC = slice(0, 20)
-DELTA = slice(20, 40)
-CHROMA = slice(40, 52)
-assert ONSET_COLUMN == 52 and BEAT_COLUMN == 53 and MUSIC_DIM == 54
+
+def _slice(columns: range) -> slice:
+    return slice(columns.start, columns.stop)
+
+
+MFCC, DELTA, CHROMA = _slice(MFCC_COLUMNS), _slice(MFCC_DELTA_COLUMNS), _slice(CHROMA_COLUMNS)
+TIMBRE = slice(MFCC.start, DELTA.stop)  # MFCC and delta-MFCC: one block
 
 
 def augment_music(music: np.ndarray, rng: np.random.Generator, mean: np.ndarray, std: np.ndarray,
@@ -49,18 +52,17 @@ def augment_music(music: np.ndarray, rng: np.random.Generator, mean: np.ndarray,
     shift = rng.integers(0, 12, n)
     chroma = x[..., CHROMA]
     idx = (np.arange(12)[None, :] - shift[:, None]) % 12  # out[k] = in[k - shift]: a transposition up
-    x[..., CHROMA] = np.take_along_axis(chroma, idx[:, None, None, :].repeat(chroma.shape[1], 1).repeat(chroma.shape[2], 2), -1)
-    x[..., 0] += (rng.normal(0.0, 0.5, n) * std[0])[:, None, None]
+    x[..., CHROMA] = np.take_along_axis(chroma, np.broadcast_to(idx[:, None, None, :], chroma.shape), -1)
+    x[..., MFCC.start] += (rng.normal(0.0, 0.5, n) * std[MFCC.start])[:, None, None]
     scale = 1.0 + rng.normal(0.0, 0.2, (n, 19))
-    x[..., 1:20] *= scale[:, None, None, :]
-    x[..., 21:40] *= scale[:, None, None, :]
-    noise_cols = np.r_[0:40]
-    x[..., noise_cols] += rng.normal(0.0, 0.1, x[..., noise_cols].shape) * std[noise_cols]
+    x[..., MFCC.start + 1:MFCC.stop] *= scale[:, None, None, :]  # coefficient 0 is loudness
+    x[..., DELTA.start + 1:DELTA.stop] *= scale[:, None, None, :]
+    x[..., TIMBRE] += rng.normal(0.0, 0.1, x[..., TIMBRE].shape) * std[TIMBRE]
     x[..., ONSET_COLUMN] *= np.exp(rng.normal(0.0, 0.3, n))[:, None, None]
     drop_timbre = rng.random(n) < p_drop
     drop_chroma = rng.random(n) < p_drop
-    x[drop_timbre, ..., 0:40] = mean[0:40]
-    x[drop_chroma, ..., 40:52] = mean[40:52]
+    x[drop_timbre, ..., TIMBRE] = mean[TIMBRE]
+    x[drop_chroma, ..., CHROMA] = mean[CHROMA]
     frames[use] = x
     frames = np.where(pad, 0.0, frames)
     return frames.reshape(b, w, flat).astype(np.float32)
