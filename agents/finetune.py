@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from agents.evaluate import rule_error_cm
 from agents.rollout import generate_followers
 from duet_env import checkpoint
 from duet_env.atomic import atomic_save_npz, atomic_write, atomic_write_json
@@ -415,13 +416,16 @@ def evaluate(model, test_clips, reference, cfg: FinetuneConfig, tokenizer) -> di
              for o, c in zip(out, test_clips)]
     metrics = evaluate_duets(duets, reference)
     row.update({k: float(metrics[k]) for k in ("BAS", "BED", "FID_k", "FID_cd", "contact_freq", "penetration")})
+    # distance to the ground-truth follower: on SynthDuet the follower's genre rule made it
+    row["rule_error_cm"] = rule_error_cm(test_clips, [o.joints for o in out])
     return row
 
 
 def ground_truth_row(test_clips, reference, cfg: FinetuneConfig) -> dict[str, float]:
     duets = [(c.follower.joints, c.leader.joints, c.beat_frames) for c in test_clips]
     m = evaluate_duets(duets, reference)
-    return {k: float(m[k]) for k in ("BAS", "BED", "FID_k", "FID_cd", "contact_freq", "penetration")}
+    return {**{k: float(m[k]) for k in ("BAS", "BED", "FID_k", "FID_cd", "contact_freq", "penetration")},
+            "rule_error_cm": 0.0}
 
 
 # ------------------------------------------------------------------------------------------
@@ -566,6 +570,34 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     return summary
 
 
+def reevaluate(out: Path) -> dict:
+    """Score a finished run again with today's metrics: the pretrained policy (``before``), the
+    fine-tuned one in ``out/policy`` (``after``) and the ground truth, on the run's own test
+    clips, reward and seed; rewrites ``summary.json`` (curve and wall time kept). For re-measuring
+    published tables when a metric is added or changed, without training again."""
+    summary_path = out / "summary.json"
+    if not summary_path.is_file() or not (out / "policy").is_dir():
+        raise SystemExit(f"--reevaluate: {out} holds no finished run (summary.json and policy/ are written at the end)")
+    summary = json.loads(summary_path.read_text())
+    cfg = FinetuneConfig(**summary["config"])
+    torch.set_num_threads(cfg.threads)
+    device = checkpoint.resolve_device(cfg.device)
+    tok = Tokenizer.load(cfg.tokenizer, device=str(device))
+    train_clips = load_split(cfg.data, "train", progress=False)
+    test_clips = load_split(cfg.data, "test", progress=False)
+    if cfg.eval_clips:
+        test_clips = test_clips[:cfg.eval_clips]
+    if cfg.eval_tokens:
+        test_clips = [c.slice(0, cfg.eval_tokens * TOKEN_FRAMES) for c in test_clips]
+    reference = ReferenceStats.from_duets([(c.follower.joints, c.leader.joints, c.beat_frames) for c in train_clips])
+    summary["before"] = evaluate(load_model(cfg.policy, device)[0], test_clips, reference, cfg, tok)
+    summary["after"] = evaluate(load_model(out / "policy", device)[0], test_clips, reference, cfg, tok)
+    summary["ground_truth"] = ground_truth_row(test_clips, reference, cfg)
+    atomic_write_json(summary_path, summary)
+    print(format_table(summary["before"], summary["after"], summary["ground_truth"]))
+    return summary
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one ``--flag`` per :class:`FinetuneConfig` field, plus --out/--resume."""
     ap = argparse.ArgumentParser(prog="python -m agents.finetune", description=__doc__.split("\n\n")[0])
@@ -578,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"{meta.pop('help')} (default: {f.default})", **meta)
     ap.add_argument("--out", default="runs/finetune", help="run directory")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ap.add_argument("--reevaluate", action="store_true",
+                    help="score the finished run in --out again (before, after, ground truth) with the current "
+                         "metrics, using the run's saved config; no training")
     return ap
 
 
@@ -587,11 +622,15 @@ def _reward_arg(text: str):
 
 def parse_args(argv=None) -> tuple[FinetuneConfig, Path, bool]:
     a = vars(build_parser().parse_args(argv))
+    a.pop("reevaluate")
     out, resume = Path(a.pop("out")), a.pop("resume")
     return FinetuneConfig(**a), out, resume
 
 
 def main(argv=None) -> int:
+    if "--reevaluate" in (sys.argv[1:] if argv is None else argv):
+        reevaluate(Path(build_parser().parse_args(argv).out))
+        return 0
     cfg, out, resume = parse_args(argv)
     run(cfg, out, resume)
     return 0

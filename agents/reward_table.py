@@ -58,23 +58,6 @@ def score_offline(clips, followers: list[np.ndarray], reward_spec) -> dict[str, 
             "tokens": len(totals)}
 
 
-class ReplayPolicy:
-    """Plays given token sequences ``(N_i, 5)``, one row per env, step by step (last row repeated)."""
-
-    def __init__(self, tokens: list[np.ndarray]):
-        from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
-
-        n = max(len(t) for t in tokens)
-        self.tokens = np.stack([np.concatenate([t, np.repeat(t[-1:], n - len(t), 0)]) for t in tokens])
-        self.config = {"history": DEFAULT_HISTORY, "lookahead": DEFAULT_LOOKAHEAD}
-        self.t = 0
-
-    def sample(self, obs, mode: str = "greedy", generator=None) -> np.ndarray:
-        out = self.tokens[:, min(self.t, self.tokens.shape[1] - 1)]
-        self.t += 1
-        return out
-
-
 def score_env(clips, policy, reward_spec, seed: int) -> dict[str, float]:
     """Pooled per-token total and components paid by the env core to ``policy``'s followers."""
     from agents.rollout import generate_followers
@@ -99,6 +82,7 @@ def score_rows(clips, rows: list[str], reward_spec, jitter_cm: float = 1.0, seed
                      for c in clips]
             out[f"gt+jitter {jitter_cm:g} cm"] = score_offline(clips, noisy, reward_spec)
         elif row == "gt-tokens":
+            from agents.rollout import ReplayPolicy
             from duet_env.env import load_tokenizer
             from duet_env.episodes import episode_clips
 

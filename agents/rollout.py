@@ -38,6 +38,21 @@ class NoReward:
         return np.zeros(len(ctx.step), np.float32), {}
 
 
+class ReplayPolicy:
+    """Plays given token sequences ``(N_i, 5)``, one row per env, step by step (last row repeated)."""
+
+    def __init__(self, tokens: list[np.ndarray]):
+        n = max(len(t) for t in tokens)
+        self.tokens = np.stack([np.concatenate([t, np.repeat(t[-1:], n - len(t), 0)]) for t in tokens])
+        self.config = {"history": DEFAULT_HISTORY, "lookahead": DEFAULT_LOOKAHEAD}
+        self.t = 0
+
+    def sample(self, obs, mode: str = "greedy", generator=None) -> np.ndarray:
+        out = self.tokens[:, min(self.t, self.tokens.shape[1] - 1)]
+        self.t += 1
+        return out
+
+
 def load_policy(policy: str, device: str = "cpu"):
     """"random" -> None; "default" or a checkpoint path -> the follower GPT policy."""
     if policy == "random":

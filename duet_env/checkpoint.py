@@ -99,3 +99,28 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+OPTIM_PREFIX = "optim/"
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimiser's per-parameter state as flat tensors ``optim/<param index>/<name>``, for
+    saving beside the weights in one safetensors file."""
+    out = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for name, value in st.items():
+            out[f"{OPTIM_PREFIX}{idx}/{name}"] = torch.as_tensor(value).clone()
+    return out
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Load the state written by :func:`optimizer_tensors` into ``opt`` (other keys are ignored)."""
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(OPTIM_PREFIX):
+            idx, name = key[len(OPTIM_PREFIX):].split("/", 1)
+            state.setdefault(int(idx), {})[name] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)

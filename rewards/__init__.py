@@ -13,7 +13,7 @@ Register a term of your own and use it by name::
         ...
 
 Built-in terms: beat, half_body, facing, contact, penetration, skating, distance, smooth, learned.
-Built-in composites: default, duolando, bailando, partner (see :mod:`rewards.compose`).
+Built-in composites: default, duolando, bailando, partner, e3d2 (see :mod:`rewards.compose`).
 """
 from .compose import CompositeReward, make_reward, register_builtin_composites
 from .context import CONTEXT_FRAMES, HISTORY_FRAMES, StepContext, episode_contexts

@@ -17,6 +17,8 @@ Built-in composites:
 ``duolando``          skating 1 — Duolando's active RL reward (anti-skating)
 ``bailando``          beat 5, half_body 1 — Bailando++ §4's trade-offs γ_b = 5, γ_c = 1
 ``partner``           facing 1, contact 1, distance 1, penetration 1 — partner geometry only
+``e3d2``              learned 1, beat 1, facing 1, contact 1 — the shipped learned reward (E3D2) with
+                      the beat and two partner terms (range [−2, 5])
 ====================  ==========================================================================
 """
 from __future__ import annotations
@@ -148,3 +150,4 @@ def register_builtin_composites() -> None:
     register_composite("duolando", {"skating": 1})
     register_composite("bailando", {"beat": 5, "half_body": 1})
     register_composite("partner", {"facing": 1, "contact": 1, "distance": 1, "penetration": 1})
+    register_composite("e3d2", {"learned": 1, "beat": 1, "facing": 1, "contact": 1})

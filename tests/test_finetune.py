@@ -129,6 +129,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, tiny_synth, t
     bad = _cfg(tiny_synth, tiny_tokenizer, tiny_gpt, algo=algo, steps=4 * 6 * 3, lr=0.5)
     with pytest.raises(SystemExit, match="lr"):
         ft.run(bad, tmp_path / "killed", resume=True, progress=False)
+    if algo == "ac":  # re-scoring the finished run (the exported policy) reproduces its numbers
+        again = ft.reevaluate(tmp_path / "killed")
+        assert again["after"] == pytest.approx(resumed["after"], rel=1e-5)
+        assert again["before"] == pytest.approx(resumed["before"], rel=1e-5)
+        assert again["after"]["rule_error_cm"] > 0 and again["ground_truth"]["rule_error_cm"] == 0
+        with pytest.raises(SystemExit, match="no finished run"):
+            ft.reevaluate(tmp_path / "nothing")
 
 
 @pytest.mark.parametrize("algo", ["offpolicy", "ac"])
