@@ -138,6 +138,11 @@ class Critic(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(hidden, 1)
 
+    @classmethod
+    def for_model(cls, model) -> "Critic":
+        """The critic of a FollowerGPT's state (its width, its streams)."""
+        return cls(model.config["width"], model.mask.shape[0] // model.length)
+
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         b = state.shape[0]
         last = state.view(b, self.n_streams, -1, state.shape[-1])[:, :, -1]  # (B, S, D)
@@ -209,23 +214,33 @@ def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: 
 
 # ------------------------------------------------------------------------------------------
 # the learner
+def split_policy_head(model) -> tuple[int, list[nn.Parameter]]:
+    """Freeze the GPT's state network; return the split block index and the policy head's
+    parameters (made trainable).
+
+    Bailando's split: embeddings, look-ahead encoders and the first half of the blocks are the
+    frozen state network; the remaining blocks, the final LayerNorm and the five heads are the
+    policy head. ``agents.sb3.GPTPolicy`` calls this too, so stable-baselines3's algorithms train
+    exactly the parameters that ``--algo offpolicy`` and ``--algo ac`` train.
+    """
+    split = model.n_blocks // 2
+    model.requires_grad_(False)
+    head = [*model.blocks[split:].parameters(), *model.ln_f.parameters(), *model.heads.parameters()]
+    for p in head:
+        p.requires_grad_(True)
+    return split, head
+
+
 class Learner:
     """Policy head + critic on a frozen state network, with the reference policy for the KL."""
 
     def __init__(self, model, cfg: FinetuneConfig, device: torch.device):
         self.model = model.to(device).eval()
         self.device = device
-        self.split = model.n_blocks // 2
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.trainable = list(self.model.blocks[self.split:].parameters()) + list(self.model.ln_f.parameters()) \
-            + list(self.model.heads.parameters())
-        for p in self.trainable:
-            p.requires_grad_(True)
+        self.split, self.trainable = split_policy_head(self.model)
         # The reference policy: a frozen copy of the initial model (only its head part is run).
         self.ref_model = copy.deepcopy(self.model).requires_grad_(False)
-        n_streams = self.model.mask.shape[0] // self.model.length
-        self.critic = Critic(model.config["width"], n_streams).to(device)
+        self.critic = Critic.for_model(self.model).to(device)
         self.opt = torch.optim.Adam(self.trainable, lr=cfg.lr)
         self.copt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
 
