@@ -219,7 +219,7 @@ def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.Path
         opt.zero_grad(set_to_none=True)
         loss.backward()  # DDP: the gradients are averaged over the ranks here
         opt.step()
-        if step % 10 == 0:
+        if step % 10 == 0:  # loss: the global batch's; the other terms: this rank's shard
             bar.set_postfix(loss=f"{value:.4f}", **{k: f"{v:.3g}" for k, v in logs.items()})
         if main and ((step + 1) % save_every == 0 or step + 1 == total):
             save_run(out, stream, model, opt, rng, step + 1, total, rcfg)
