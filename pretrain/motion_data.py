@@ -79,8 +79,13 @@ class MotionWindows:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def sample(self, rng: np.random.Generator, batch: int, device: str | torch.device = "cpu") -> Batch:
+    def sample(self, rng: np.random.Generator, batch: int, device: str | torch.device = "cpu",
+               rows: slice | None = None) -> Batch:
+        """``batch`` random windows; ``rows`` keeps only those rows of them (a data-parallel rank's
+        shard): the generator draws the whole batch either way, so every rank stays in step."""
         s = self.starts[rng.integers(len(self.starts), size=batch)]
+        if rows is not None:
+            s = s[rows]
         idx = s[:, None] + np.arange(self.window)[None]
         x = torch.from_numpy(self.x[idx]).to(device)
         rot = None

@@ -16,6 +16,18 @@ if _worker and "NUMBA_CACHE_DIR" not in os.environ:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"duet-numba-{os.getuid()}-{_worker}")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip cleanly on a machine without CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny models on a shared 2-core machine run far faster on one torch thread."""

@@ -296,3 +296,24 @@ def test_evaluate_cli_gt_row_save_and_rescore_saved_motion(tiny_dataset, tmp_pat
     shifted = tmp_path / "shifted.json"
     assert main(["--motion", str(saved), "--data", str(tiny_dataset), "--json", str(shifted)]) == 0
     assert json.loads(shifted.read_text())["rule_error_cm"] == pytest.approx(10.0, rel=1e-4)
+
+
+def test_evaluate_cli_runs_the_policy_on_the_named_tokenizer_and_device(tiny_dataset, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    import agents.evaluate as ev
+
+    seen = {}
+
+    def fake_rollout(policy, clips, seed=0, tokenizer="default", device="cpu", **kwargs):
+        seen.update(policy=policy, tokenizer=tokenizer, device=device)
+        return [SimpleNamespace(joints=c.follower.joints, poses=None, transl=None) for c in clips]
+
+    monkeypatch.setattr(ev, "generate_followers", fake_rollout)
+    assert ev.main(["--policy", "runs/gpt", "--tokenizer", "runs/tok", "--data", str(tiny_dataset)]) == 0
+    auto = "cuda" if torch.cuda.is_available() else "cpu"  # --device auto: the GPU when there is one
+    assert seen == {"policy": "runs/gpt", "tokenizer": "runs/tok", "device": auto}
+    assert ev.main(["--policy", "runs/gpt", "--device", "cpu", "--data", str(tiny_dataset)]) == 0
+    assert seen == {"policy": "runs/gpt", "tokenizer": "default", "device": "cpu"}

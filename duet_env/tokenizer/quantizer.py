@@ -12,10 +12,21 @@ Dead-code restart (Dhariwal et al. 2020, Jukebox): a code whose usage average N_
 the current batch. The first training batch also initialises the whole codebook from data.
 The commitment loss ||z − sg(e)||² is returned for the caller to weight (β = 0.02, Duolando);
 gradients pass the quantisation straight through.
+
+Precision: everything here runs in fp32 (the codebook's dtype) with autocast off, even when the
+encoder and decoder train under bf16 autocast — distances ‖z‖² − 2z·e + ‖e‖² cancel badly in bf16
+and the EMA's (1 − γ) = 1 % steps fall below its resolution.
+
+Data parallelism: with ``data_parallel`` set (pretrain.vqvae.train does it under torchrun), the
+batch statistics n_k and Σ z_i are summed over all ranks and the codebook initialisation and the
+restarts draw from the encoder outputs of all ranks (gathered in rank order, i.e. the global
+batch), with the torch generator that every rank seeds alike: every rank keeps the same codebook,
+the one a single process would compute on the global batch.
 """
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -27,6 +38,7 @@ class EMAQuantizer(nn.Module):
         self.num_codes, self.code_dim = num_codes, code_dim
         self.decay, self.eps, self.restart_threshold = decay, eps, restart_threshold
         self.restart_enabled = True
+        self.data_parallel = False  # sum statistics over torch.distributed ranks (see module docstring)
         self.register_buffer("codebook", torch.randn(num_codes, code_dim))
         self.register_buffer("cluster_size", torch.zeros(num_codes))
         self.register_buffer("embed_sum", torch.zeros(num_codes, code_dim))
@@ -47,16 +59,31 @@ class EMAQuantizer(nn.Module):
         b, d, n = z.shape
         if d != self.code_dim:
             raise ValueError(f"quantiser expects {self.code_dim} channels, got {d}")
-        flat = z.permute(0, 2, 1).reshape(-1, d)
-        if self.training and not bool(self.initialised):
-            self._init_from(flat.detach())
-        codes = self.nearest(flat.detach())
-        # quantise with the codes as they were when chosen; the EMA step then moves them
-        zq = self.lookup(codes).view(b, n, d).permute(0, 2, 1).clone()
-        if self.training:
-            self.ema_update(flat.detach(), codes)
-        commit = F.mse_loss(z, zq.detach())
-        return z + (zq - z).detach(), codes.view(b, n), commit
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.to(self.codebook.dtype)  # a no-op outside autocast
+            flat = z.permute(0, 2, 1).reshape(-1, d)
+            if self.training and not bool(self.initialised):
+                self._init_from(self._all_ranks(flat.detach()))
+            codes = self.nearest(flat.detach())
+            # quantise with the codes as they were when chosen; the EMA step then moves them
+            zq = self.lookup(codes).view(b, n, d).permute(0, 2, 1).clone()
+            if self.training:
+                self.ema_update(flat.detach(), codes)
+            commit = F.mse_loss(z, zq.detach())
+            return z + (zq - z).detach(), codes.view(b, n), commit
+
+    def _sum_over_ranks(self, t: torch.Tensor) -> torch.Tensor:
+        if self.data_parallel and dist.is_initialized():
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def _all_ranks(self, flat: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs of every rank, in rank order (this rank's alone without data parallelism)."""
+        if not (self.data_parallel and dist.is_initialized()):
+            return flat
+        parts = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, flat.contiguous())
+        return torch.cat(parts)
 
     @torch.no_grad()
     def _init_from(self, flat: torch.Tensor) -> None:
@@ -70,8 +97,8 @@ class EMAQuantizer(nn.Module):
     def ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> int:
         """One EMA step on ``flat`` ``(M, D)`` assigned to ``codes`` ``(M,)``; returns the restart count."""
         onehot = F.one_hot(codes, self.num_codes).to(flat.dtype)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1.0 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1.0 - self.decay)
+        self.cluster_size.mul_(self.decay).add_(self._sum_over_ranks(onehot.sum(0)), alpha=1.0 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(self._sum_over_ranks(onehot.t() @ flat), alpha=1.0 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.num_codes * self.eps) * total
         self.codebook.copy_(self.embed_sum / smoothed.unsqueeze(1))
@@ -80,6 +107,7 @@ class EMAQuantizer(nn.Module):
         dead = self.cluster_size < self.restart_threshold
         n_dead = int(dead.sum())
         if n_dead:
+            flat = self._all_ranks(flat)
             pick = flat[torch.randint(flat.shape[0], (n_dead,), device=flat.device)]
             self.codebook[dead] = pick
             self.cluster_size[dead] = self.restart_threshold

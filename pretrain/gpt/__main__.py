@@ -3,12 +3,17 @@
     python -m pretrain.gpt --data synth --config small --tokenizer default --out runs/gpt [--resume]
     python -m pretrain.gpt evaluate --checkpoint runs/gpt --tokenizer default --data synth --split test --json OUT
     python -m pretrain.gpt export --checkpoint runs/gpt --out duet_env/checkpoints/default
+
+Data-parallel: ``torchrun --nproc_per_node N -m pretrain.gpt ...`` (the same options; the config's
+``batch_size`` is the global batch, split over the N ranks; docs/scaling.md).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+from pretrain.precision import PRECISIONS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -31,6 +36,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop with a checkpoint after this much wall time (resume later with --resume)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise (pretrain/precision.py)")
     return p
 
 

@@ -223,8 +223,20 @@ class FollowerGPT(nn.Module):
         """Logits per follower stream: (B, L, K_s) over window positions 0 … H (times t−H … t)."""
         return self.head(self.embed(music, leader, follower), 0, last_only=last_only)
 
-    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Σ_s mean CE_s over targets (B, L, 5); entries < 0 (outside the clip) are ignored."""
-        per_stream = [F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets[..., i].reshape(-1), ignore_index=-100)
-                      for i, lg in enumerate(logits)]
+    def loss(self, logits: list[torch.Tensor], targets: torch.Tensor, counts: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Σ_s mean CE_s over targets (B, L, 5); entries < 0 (outside the clip) are ignored.
+
+        ``counts`` (5,), if given, divides each stream's summed CE instead of the batch's own number
+        of valid targets. Data-parallel training passes the *global* batch's counts / world size:
+        each rank's loss is then its share of the global mean, and DDP's average of the ranks'
+        gradients is the gradient of the global batch's loss (the shards' own means would weight
+        a rank by its share of padded targets).
+        """
+        if counts is None:
+            per_stream = [F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets[..., i].reshape(-1), ignore_index=-100)
+                          for i, lg in enumerate(logits)]
+        else:
+            per_stream = [F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets[..., i].reshape(-1), ignore_index=-100,
+                                          reduction="sum") / counts[i] for i, lg in enumerate(logits)]
         return torch.stack(per_stream).sum(), per_stream

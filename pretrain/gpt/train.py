@@ -17,6 +17,14 @@ Reproducibility: the batch and the dropout masks of step k are drawn from genera
 by ``(seed, k)``, so a run resumed from a checkpoint at step k continues exactly as the
 uninterrupted run would (on CPU), with nothing but the step to restore besides the weights and
 the AdamW moments.
+
+Data parallelism (``torchrun --nproc_per_node N -m pretrain.gpt``, :mod:`pretrain.distributed`):
+every rank draws the same global batch of ``train.batch_size`` windows and trains on its
+contiguous share under DistributedDataParallel; the loss of a shard is normalised by the global
+batch's counts of valid targets (:meth:`FollowerGPT.loss`), so the averaged gradient is the global
+batch's — the same run as one process on the same batch, up to float summation order. Dropout
+masks are seeded by ``(seed, k, rank)``. Rank 0 alone validates and writes checkpoints and bars.
+On CUDA the forward runs under bf16 autocast (:mod:`pretrain.precision`).
 """
 from __future__ import annotations
 
@@ -32,10 +40,12 @@ from tqdm.auto import tqdm
 
 from duet_env import checkpoint
 from duet_env.conventions import MUSIC_DIM
+from pretrain import distributed
+from pretrain.precision import autocast
 
 from .augment import augment_music
 from .config import with_codebook_sizes
-from .data import WindowSampler
+from .data import IGNORE, WindowSampler
 from .model import FollowerGPT
 from .policy import CHECKPOINT_STEM
 
@@ -115,6 +125,16 @@ def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) % (2 ** 63)
 
 
+def global_target_counts(targets: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """Per-stream valid-target counts of the global batch ÷ world size (None in a single process,
+    whose loss keeps its own mean): the denominators of a data-parallel shard's loss."""
+    world = distributed.world_size()
+    if world == 1:
+        return None
+    counts = (targets != IGNORE).reshape(-1, targets.shape[-1]).sum(0)
+    return torch.as_tensor(counts / world, dtype=torch.float32, device=device)
+
+
 def save_training_checkpoint(out_dir: Path, model: FollowerGPT, opt: torch.optim.Optimizer, config: dict,
                              state: dict) -> None:
     tensors = {**model.state_dict(), **optimizer_tensors(opt)}
@@ -132,7 +152,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
           steps: int | None = None, seed: int = 0, resume: bool = False, overwrite: bool = False,
           device: str = "cpu", progress: bool = True, extra_state: dict | None = None,
           on_step: Callable[[int, float], None] | None = None, max_minutes: float | None = None,
-          val_clips: list[dict] | None = None) -> dict:
+          val_clips: list[dict] | None = None, precision: str = "auto") -> dict:
     """Train (or resume) a FollowerGPT on token clips; returns the final checkpoint state.
 
     ``out_dir`` receives ``gpt.safetensors`` / ``gpt.json`` every ``train.checkpoint_every``
@@ -142,12 +162,19 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     every optimiser step (tests use it to simulate a kill). ``max_minutes`` stops early (with a
     checkpoint, resumable) once this run has used that much wall time. ``val_clips`` (held out,
     see :func:`hold_out`) are scored at every checkpoint; the best weights go to ``out_dir/best``.
+    ``precision`` (auto | fp32 | bf16): autocast of the forward pass (:mod:`pretrain.precision`).
+
+    Under torchrun (:func:`pretrain.distributed.init` called first) every rank calls this with the
+    same arguments; each trains on its shard of every global batch, rank 0 writes. The returned
+    state is rank 0's (on other ranks ``best`` is not tracked).
     """
     out_dir = Path(out_dir)
     config = with_codebook_sizes(config, codebook_sizes)
     tcfg = config["train"]
     total = int(steps if steps is not None else tcfg["steps"])
     dev = checkpoint.resolve_device(device)
+    rows = distributed.shard_rows(int(tcfg["batch_size"]))  # refuses a batch the world does not divide
+    main = distributed.is_main()
     have_ckpt = (out_dir / f"{CHECKPOINT_STEM}.json").exists()
     if have_ckpt and not resume and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a GPT checkpoint: pass --resume to continue it, "
@@ -185,35 +212,40 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     augment = float(tcfg.get("music_augment", 0.0))
     stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
-    bar = tqdm(total=total, initial=step, desc="gpt train", disable=not progress, dynamic_ncols=True)
+    net = distributed.wrap(model, dev)
+    bar = tqdm(total=total, initial=step, desc="gpt train", disable=not (progress and main), dynamic_ncols=True)
     model.train()
     while step < total:
         rng = np.random.default_rng(_step_seed(seed, step))
-        torch.manual_seed(_step_seed(seed, step))
+        torch.manual_seed(_step_seed(seed, step) + 7919 * distributed.rank())  # rank 0: the single-process seed
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
                                float(tcfg["episode_fraction"]))
         if augment > 0:
             batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
+        counts = global_target_counts(batch["targets"], dev)
+        batch = distributed.shard(batch, rows)
         music = torch.from_numpy(batch["music"]).to(dev)
         leader = torch.from_numpy(batch["leader"]).to(dev)
         follower = torch.from_numpy(batch["follower"]).to(dev)
         targets = torch.from_numpy(batch["targets"]).to(dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tcfg, total)
-        loss, _ = model.loss(model(music, leader, follower), targets)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"GPT training loss became {loss.item()} at step {step}")
+        with autocast(dev, precision):
+            logits = net(music, leader, follower)
+        loss, _ = model.loss([lg.float() for lg in logits], targets, counts)
+        value = distributed.mean_loss(loss)  # the global batch's loss, the same on every rank
+        if not math.isfinite(value):
+            raise FloatingPointError(f"GPT training loss became {value} at step {step}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DDP: the gradients are averaged over the ranks here
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["grad_clip"]))
         opt.step()
         step += 1
-        value = float(loss.item())
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         bar.update(1)
         bar.set_postfix(loss=f"{ema:.3f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
-        out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes
-        if step % int(tcfg["checkpoint_every"]) == 0 or step == total or out_of_time:
+        out_of_time = max_minutes is not None and distributed.any_rank(time.perf_counter() - t0 > 60.0 * max_minutes)
+        if main and (step % int(tcfg["checkpoint_every"]) == 0 or step == total or out_of_time):
             entry = {"step": step, "loss_ema": ema, "elapsed_s": elapsed0 + time.perf_counter() - t0}
             if val_clips:
                 entry["val_ce"] = validation_cross_entropy(model, val_clips, codebook_sizes)
@@ -228,17 +260,18 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         if on_step is not None:
             on_step(step, value)
         if out_of_time:
-            print(f"stopping at step {step}/{total}: --max-minutes {max_minutes} reached (resume with --resume)")
+            if main:
+                print(f"stopping at step {step}/{total}: --max-minutes {max_minutes} reached (resume with --resume)")
             break
     bar.close()
-    if not have_ckpt and total == 0:
+    if main and not have_ckpt and total == 0:
         save_training_checkpoint(out_dir, model, opt, config, state_now(None))
     model.eval()
     return state_now(ema)
 
 
 def main(args) -> dict:
-    """``python -m pretrain.gpt`` (see __main__.py for the arguments)."""
+    """``python -m pretrain.gpt`` (see __main__.py for the arguments); under torchrun, one rank."""
     from .config import load_config
     from .data import load_split_tokens
 
@@ -247,14 +280,26 @@ def main(args) -> dict:
     config = load_config(args.config)
     from duet_env.paths import cache_dir
 
-    out = Path(args.out)
-    cache = Path(args.cache) if args.cache else cache_dir() / "gpt-tokens"
-    clips, sizes = load_split_tokens(args.data, "train", args.tokenizer, cache_folder=cache, progress=not args.quiet)
-    clips, val_clips = hold_out(clips, float(config["train"].get("validation_fraction", 0.0)))
-    state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
-                  overwrite=args.overwrite, device=args.device, progress=not args.quiet, max_minutes=args.max_minutes,
-                  extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)}, val_clips=val_clips)
-    print(f"trained {state['step']} steps, loss {state['loss']:.4f}; checkpoint in {out}")
-    if state.get("best"):
-        print(f"best validation CE {state['best']['val_ce']:.4f} at step {state['best']['step']}: {out / 'best'}")
+    device = distributed.init(args.device)
+    try:
+        main_rank = distributed.is_main()
+        out = Path(args.out)
+        cache = Path(args.cache) if args.cache else cache_dir() / "gpt-tokens"
+        with distributed.main_first():  # rank 0 tokenises into the cache, the others read it
+            clips, sizes = load_split_tokens(args.data, "train", args.tokenizer, cache_folder=cache,
+                                             progress=main_rank and not args.quiet)
+        clips, val_clips = hold_out(clips, float(config["train"].get("validation_fraction", 0.0)))
+        state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
+                      overwrite=args.overwrite, device=str(device), progress=not args.quiet,
+                      max_minutes=args.max_minutes, precision=args.precision,
+                      extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)}, val_clips=val_clips)
+        if main_rank:
+            ranks = distributed.world_size()
+            print(f"trained {state['step']} steps, loss {state['loss']:.4f}"
+                  + (f" on {ranks} data-parallel ranks" if ranks > 1 else "") + f"; checkpoint in {out}")
+            if state.get("best"):
+                print(f"best validation CE {state['best']['val_ce']:.4f} at step {state['best']['step']}: {out / 'best'}")
+        distributed.barrier()  # no rank leaves while rank 0 still writes
+    finally:
+        distributed.cleanup()
     return state

@@ -2,6 +2,9 @@
 ``python -m pretrain.vqvae evaluate …`` measures a tokenizer on a split;
 ``python -m pretrain.vqvae export …`` copies the weights of a training run (no optimiser) to a
 shippable checkpoint folder.
+
+Data-parallel training: ``torchrun --nproc_per_node N -m pretrain.vqvae [train options]`` (the
+config's ``train.batch`` is the global batch, split over the N ranks; docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import torch
 from duet_env import checkpoint
 from duet_env.conventions import PART_NAMES
 from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config
+from pretrain import distributed
+from pretrain.precision import PRECISIONS
 
 
 def add_train_args(ap: argparse.ArgumentParser) -> None:
@@ -27,6 +32,8 @@ def add_train_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, default=None, help="total steps (default: from the config)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
+                    help="auto: bf16 autocast of encoder/decoder on a bf16-capable GPU, fp32 otherwise")
 
 
 def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, default_streams: str) -> None:
@@ -42,12 +49,20 @@ def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, defa
     cfg = load_config(args.config)
     part = getattr(args, "part", default_streams)
     streams = [s for s in streams_choice] if part == "all" else [part]
-    clips = load_clips(args.data, "train")
-    for s in streams:
-        t0 = time.time()
-        data = MotionWindows(clips, s, cfg["train"]["window"])
-        train_stream(s, cfg, data, args.out, args.steps, args.resume, args.seed, args.device)
-        print(f"[{s}] done in {time.time() - t0:.0f} s -> {args.out}/{checkpoint_stem(s)}.safetensors")
+    device = distributed.init(args.device)
+    try:
+        with distributed.main_first():  # rank 0 builds the dataset caches, the others read them
+            clips = load_clips(args.data, "train", progress=distributed.is_main())
+        for s in streams:
+            t0 = time.time()
+            data = MotionWindows(clips, s, cfg["train"]["window"])
+            train_stream(s, cfg, data, args.out, args.steps, args.resume, args.seed, str(device),
+                         precision=args.precision)
+            if distributed.is_main():
+                print(f"[{s}] done in {time.time() - t0:.0f} s -> {args.out}/{checkpoint_stem(s)}.safetensors")
+        distributed.barrier()  # no rank leaves while rank 0 still writes
+    finally:
+        distributed.cleanup()
 
 
 def evaluate_main(argv: list[str]) -> None:

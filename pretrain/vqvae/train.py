@@ -24,6 +24,15 @@ so the decoders settle on the final codebook.
 Checkpoints (duet_env.checkpoint) hold the weights, Adam's tensors (``optim/…``), the torch RNG
 (``rng/torch``) and, in JSON, the step and the numpy generator state: a killed run resumed with
 ``--resume`` continues exactly as an uninterrupted one (CPU).
+
+Data parallelism (``torchrun --nproc_per_node N -m pretrain.vqvae``, :mod:`pretrain.distributed`):
+every rank draws the same global batch of ``train.batch`` windows from the same generator and
+trains on its contiguous share under DistributedDataParallel (all losses are means over equal
+shards, so DDP's gradient average is the global batch's gradient); the codebook's EMA statistics
+and restarts are taken over all ranks (duet_env.tokenizer.quantizer), so every rank holds the
+codebook one process would hold. Rank 0 alone writes checkpoints and the progress bar. On CUDA
+the encoder and decoder run under bf16 autocast; the quantiser, forward kinematics and the losses
+stay fp32 (:mod:`pretrain.precision`).
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ from pretrain.motion_data import Batch, MotionWindows
 from duet_env.tokenizer import features
 from duet_env.tokenizer.config import build_model, checkpoint_stem, stream_config
 from duet_env.tokenizer.model import StreamVQVAE
+from pretrain import distributed
+from pretrain.precision import autocast
 
 TRAIN_KEYS = ("window", "batch", "lr", "pos", "commit", "vel", "acc", "jerk", "rot", "root_vel", "restart_until", "warmup",
               "smooth_warmup")
@@ -69,9 +80,18 @@ _REST_PELVIS = torch.tensor(skeleton.REST_OFFSETS[0], dtype=torch.float32)
 
 def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict, progress: float = 1.0
                 ) -> tuple[torch.Tensor, dict]:
-    """Loss of one batch; ``progress`` (step / total) ramps the smoothness terms in (see module docstring)."""
+    """Loss of one batch; ``progress`` (step / total) ramps the smoothness terms in (see module docstring).
+
+    The model's forward may run under autocast; everything after it (forward kinematics, the
+    losses) runs in fp32 with autocast off."""
     out = model(batch.x)
-    frames, x = out["frames"], batch.x
+    with torch.autocast(batch.x.device.type, enabled=False):
+        return _loss_terms(out["frames"].float(), out["commit"].float(), batch, stream, tcfg, progress)
+
+
+def _loss_terms(frames: torch.Tensor, commit: torch.Tensor, batch: Batch, stream: str, tcfg: dict,
+                progress: float) -> tuple[torch.Tensor, dict]:
+    x = batch.x
     n_pos = x.shape[-1] - (features.ROOT_VEL_CHANNELS if stream == "lower" else 0)
     g = x[..., :n_pos]
     logs: dict[str, float] = {}
@@ -95,7 +115,7 @@ def stream_loss(model: StreamVQVAE, batch: Batch, stream: str, tcfg: dict, progr
     if tcfg["jerk"]:
         smooth = smooth + tcfg["jerk"] * F.l1_loss(ddp[:, 1:] - ddp[:, :-1], ddg[:, 1:] - ddg[:, :-1])
     loss = tcfg["pos"] * rec + ramp * smooth
-    loss = loss + tcfg["commit"] * out["commit"]
+    loss = loss + tcfg["commit"] * commit
     scale = features.HAND_SCALE if stream in WRIST_OF_HAND else features.TRANSL_SCALE if stream == "transl" else 1.0
     err = (p - g).unflatten(-1, (-1, 3)).norm(dim=-1).mean() / scale
     logs.update(rec=rec.item(), err_cm=100.0 * err.item())
@@ -148,8 +168,13 @@ def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.PathLike, steps: int | None = None,
-                 resume: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True) -> StreamVQVAE:
-    """Train (or resume) one stream's VQ-VAE; checkpoints go to ``out/<stem>.{safetensors,json}``."""
+                 resume: bool = False, seed: int = 0, device: str = "cpu", progress: bool = True,
+                 precision: str = "auto") -> StreamVQVAE:
+    """Train (or resume) one stream's VQ-VAE; checkpoints go to ``out/<stem>.{safetensors,json}``.
+
+    Under torchrun (:func:`pretrain.distributed.init` called first) every rank calls this with the
+    same arguments and trains on its shard of each global batch; rank 0 writes the checkpoints.
+    ``precision``: autocast of the encoder/decoder (:mod:`pretrain.precision`)."""
     out = Path(out)
     tcfg = train_config(cfg, stream)
     # steps: a per-stream entry ("upper") wins over the family default ("pose" / "transl")
@@ -157,6 +182,8 @@ def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.Path
     total = int(steps if steps is not None else tcfg["steps"].get(stream, tcfg["steps"][family]))
     rcfg = run_config(cfg, stream, seed)
     dev = checkpoint.resolve_device(device)
+    rows = distributed.shard_rows(int(tcfg["batch"])) if distributed.world_size() > 1 else None
+    main = distributed.is_main()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(rcfg).to(dev)
@@ -171,25 +198,32 @@ def train_stream(stream: str, cfg: dict, data: MotionWindows, out: str | os.Path
         torch.set_rng_state(tensors["rng/torch"].cpu())
         rng.bit_generator.state = state["numpy_rng"]
         start = int(state["step"])
-    elif resume:
+    elif resume and main:
         print(f"[{stream}] no checkpoint in {out}: starting from step 0")
     model.train()
+    model.quantizer.data_parallel = distributed.world_size() > 1
+    net = distributed.wrap(model, dev)
     save_every = int(tcfg["save_every"])
-    bar = tqdm(range(start, total), desc=f"vqvae {stream}", disable=not progress, initial=start, total=total)
+    bar = tqdm(range(start, total), desc=f"vqvae {stream}", disable=not (progress and main), initial=start,
+               total=total)
     for step in bar:
         model.quantizer.restart_enabled = step < tcfg["restart_until"] * total
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, total, tcfg)
-        loss, logs = stream_loss(model, data.sample(rng, tcfg["batch"], dev), stream, tcfg, step / total)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"[{stream}] loss is {float(loss)} at step {step}")
+        batch = data.sample(rng, tcfg["batch"], dev, rows=rows)
+        with autocast(dev, precision):
+            loss, logs = stream_loss(net, batch, stream, tcfg, step / total)
+        value = distributed.mean_loss(loss)  # the global batch's loss: every rank stops on NaN, or none
+        if not math.isfinite(value):
+            raise FloatingPointError(f"[{stream}] loss is {value} at step {step}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DDP: the gradients are averaged over the ranks here
         opt.step()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", **{k: f"{v:.3g}" for k, v in logs.items()})
-        if (step + 1) % save_every == 0 or step + 1 == total:
+        if step % 10 == 0:  # loss: the global batch's; the other terms: this rank's shard
+            bar.set_postfix(loss=f"{value:.4f}", **{k: f"{v:.3g}" for k, v in logs.items()})
+        if main and ((step + 1) % save_every == 0 or step + 1 == total):
             save_run(out, stream, model, opt, rng, step + 1, total, rcfg)
-    if start >= total and not (out / f"{stem}.json").exists():
+    if main and start >= total and not (out / f"{stem}.json").exists():
         save_run(out, stream, model, opt, rng, start, total, rcfg)
+    model.quantizer.data_parallel = False
     return model.eval()
