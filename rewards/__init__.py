@@ -21,12 +21,12 @@ from .primitives import tolerance
 from .registry import (RewardTerm, make_term, register, register_composite, registered, registered_composites,
                        term_class)
 from . import terms  # noqa: F401  (registers the built-in terms)
-from .learned import LearnedTerm, RewardModel, train_reward_model
+from .learned import LearnedTerm, RewardModel
 
 register_builtin_composites()
 
 __all__ = [
     "CONTEXT_FRAMES", "HISTORY_FRAMES", "CompositeReward", "LearnedTerm", "RewardModel", "RewardTerm",
     "StepContext", "episode_contexts", "make_reward", "make_term", "register", "register_composite",
-    "registered", "registered_composites", "term_class", "tolerance", "train_reward_model",
+    "registered", "registered_composites", "term_class", "tolerance",
 ]

@@ -4,7 +4,7 @@ One spawn of two processes (``torch.multiprocessing``, the env variables torchru
 free port, one thread each) runs every multi-rank check, so the processes start once: the tiny
 GPT trained with a kill and ``resume`` on both ranks, a tiny VQ-VAE with codebook restarts, and
 the refusal of a batch the world does not divide. The parent compares with single-process runs
-on the same global batches. Also: the single-process API is the identity, and the bf16 autocast
+on the same global batches (and a tiny learned-reward fit). Also: the single-process API is the identity, and the bf16 autocast
 path (forced on the CPU) keeps the quantiser in fp32.
 """
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pretrain.motion_data import MotionWindows
 from pretrain.precision import autocast_dtype
 from pretrain.vqvae.train import train_stream
 from tests.motion_fixtures import random_clip
+from pretrain.reward_model.train import train_reward_model
 from tests.test_gpt import SIZES, fake_clip, tiny_config
+from tests.test_reward_model import walking_duet
 
 WORLD = 2
 GPT_STEPS, KILL_AT, SEED = 8, 5, 3
@@ -45,6 +47,13 @@ def vq_setup():
     cfg = load_tokenizer_config("tiny")
     cfg["train"].update(batch=8, save_every=4, restart_until=1.0)
     return cfg, MotionWindows([random_clip(0, 64), random_clip(1, 80)], "lower", 16)
+
+
+def reward_model_setup() -> dict:
+    """Arguments of a tiny learned-reward fit (global batch 8 window pairs)."""
+    demos = [walking_duet(48, s) for s in range(2)]
+    return dict(demos=demos, noise_levels=(0.0, 0.5, 1.0), hidden=8, batch_size=8, steps=6, seed=SEED,
+                progress=False)
 
 
 class _Killed(Exception):
@@ -90,6 +99,8 @@ def _rank_main(rank: int, port: int, out: str) -> None:
         vq_cfg, windows = vq_setup()
         vq = train_stream("lower", vq_cfg, windows, f"{out}/vq", steps=8, seed=SEED, progress=False)
         torch.save(vq.state_dict(), f"{out}/vq_rank{rank}.pt")
+        rm, _ = train_reward_model(**reward_model_setup(), out=f"{out}/rm")
+        torch.save(rm.state_dict(), f"{out}/rm_rank{rank}.pt")
         distributed.barrier()
     finally:
         distributed.cleanup()
@@ -172,6 +183,21 @@ def test_two_gloo_ranks_share_one_vq_codebook_equal_to_one_process(two_ranks, tm
     fresh = EMAQuantizer(16, 8)
     assert not torch.allclose(rank0["quantizer.codebook"], fresh.codebook)  # initialised and moved from data
     assert (two_ranks / "vq" / "vqvae_lower.json").exists()
+
+
+def test_two_gloo_ranks_fit_the_learned_reward_as_one_process(two_ranks, tmp_path):
+    rank0 = torch.load(two_ranks / "rm_rank0.pt")
+    _assert_state_dicts(rank0, torch.load(two_ranks / "rm_rank1.pt"), 0.0, exact=True)
+    single, _ = train_reward_model(**reward_model_setup(), out=tmp_path / "rm")
+    # The last bias cancels in r(better) − r(worse): its true gradient is 0, and Adam turns the
+    # rounding noise of that 0 into steps of ±lr, so it is compared between ranks only (above).
+    one = {k: v for k, v in single.state_dict().items() if k != "head.2.bias"}
+    _assert_state_dicts(one, {k: rank0[k] for k in one}, atol=2e-5)
+    assert (two_ranks / "rm" / "reward_model.json").exists()  # written by rank 0
+    from rewards.learned import RewardModel
+    torch.manual_seed(SEED)
+    init = RewardModel(hidden=8).state_dict()
+    assert max((init[k] - rank0[k]).abs().max().item() for k in init) > 1e-3  # the fit moved the weights
 
 
 def test_a_batch_the_world_does_not_divide_is_refused_on_every_rank(two_ranks):

@@ -14,8 +14,8 @@ from pretrain.reward_model import __main__ as cli
 from pretrain.reward_model.demos import DemoSource, NoisyPolicy, demo_sources
 from pretrain.reward_model.evaluate import evaluate_demos
 from rewards import make_reward
-from rewards.learned import (DemoLevel, RewardModelConfig, _comparable_pairs, _sample_pairs, load_reward_model,
-                             train_reward_model)
+from pretrain.reward_model.train import _comparable_pairs, _sample_pairs, train_reward_model
+from rewards.learned import DemoLevel, RewardModelConfig, load_reward_model
 
 
 def walking_duet(frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

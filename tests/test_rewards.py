@@ -393,13 +393,15 @@ def test_learned_term_refuses_a_missing_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def learned_checkpoint(tmp_path_factory):
+    from pretrain.reward_model import train_reward_model
+
     frames = 64
     demos = [(dancer(0.0, frames=frames), moving_follower(frames, minima_at=s)) for s in (2, 7)]
     folder = tmp_path_factory.mktemp("reward_model")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model on a shared 2-core machine: more threads only contend
     try:
-        _, config = rewards.train_reward_model(demos, folder, noise_levels=(0.0, 0.3, 1.0), steps=80,
+        _, config = train_reward_model(demos, folder, noise_levels=(0.0, 0.3, 1.0), steps=80,
                                                batch_size=16, hidden=16, progress=False)
     finally:
         torch.set_num_threads(threads)

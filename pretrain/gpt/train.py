@@ -49,7 +49,6 @@ from .data import IGNORE, WindowSampler
 from .model import FollowerGPT
 from .policy import CHECKPOINT_STEM
 
-OPTIM_PREFIX = "optim/"
 
 
 def build_optimizer(model: FollowerGPT, train_cfg: dict) -> torch.optim.AdamW:
@@ -67,25 +66,6 @@ def lr_at(step: int, train_cfg: dict, total_steps: int) -> float:
         return lr * (step + 1) / warm
     frac = min(1.0, (step - warm) / max(1, total_steps - warm))
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for idx, st in opt.state_dict()["state"].items():
-        for name, value in st.items():
-            out[f"{OPTIM_PREFIX}{idx}/{name}"] = torch.as_tensor(value).clone()
-    return out
-
-
-def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith(OPTIM_PREFIX):
-            idx, name = key[len(OPTIM_PREFIX):].split("/", 1)
-            state.setdefault(int(idx), {})[name] = value
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def music_statistics(clips: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -137,14 +117,14 @@ def global_target_counts(targets: np.ndarray, device: torch.device) -> torch.Ten
 
 def save_training_checkpoint(out_dir: Path, model: FollowerGPT, opt: torch.optim.Optimizer, config: dict,
                              state: dict) -> None:
-    tensors = {**model.state_dict(), **optimizer_tensors(opt)}
+    tensors = {**model.state_dict(), **checkpoint.optimizer_tensors(opt)}
     checkpoint.save(out_dir, CHECKPOINT_STEM, tensors, config, state)
 
 
 def export_weights(src: str | os.PathLike, dst: str | os.PathLike, extra_state: dict | None = None) -> Path:
     """Copy a training checkpoint without its optimiser tensors (the shipped form)."""
     tensors, config, state = checkpoint.load(src, CHECKPOINT_STEM)
-    weights = {k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if not k.startswith(checkpoint.OPTIM_PREFIX)}
     return checkpoint.save(dst, CHECKPOINT_STEM, weights, config, {**state, **(extra_state or {})})
 
 
@@ -187,9 +167,9 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     if resume and have_ckpt:
         tensors, found, state = checkpoint.load(out_dir, CHECKPOINT_STEM, device="cpu")
         checkpoint.check_config(config, found, where=str(out_dir))
-        checkpoint.load_state_dict_strict(model, {k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)},
+        checkpoint.load_state_dict_strict(model, {k: v for k, v in tensors.items() if not k.startswith(checkpoint.OPTIM_PREFIX)},
                                           where=str(out_dir))
-        restore_optimizer(opt, {k: v.to(dev) for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)})
+        checkpoint.restore_optimizer(opt, {k: v.to(dev) for k, v in tensors.items() if k.startswith(checkpoint.OPTIM_PREFIX)})
         step, history = int(state.get("step", 0)), list(state.get("loss_history", []))
         ema = state.get("loss")
         best = state.get("best")

@@ -3,6 +3,7 @@
     python -m pretrain.reward_model --data synth --policy default --out runs/reward_model [--resume]
     python -m pretrain.reward_model evaluate --checkpoint default --json OUT
     python -m pretrain.reward_model export --checkpoint runs/reward_model --out duet_env/checkpoints/default
+    torchrun --nproc_per_node 2 -m pretrain.reward_model --out runs/reward_model   # data-parallel fit
 """
 from __future__ import annotations
 
@@ -103,10 +104,15 @@ def format_report(report: dict) -> str:
 
 
 def run_train(args) -> None:
+    """Demonstrations, fit, held-out evaluation. Under ``torchrun`` the fit is data-parallel (gloo:
+    the model is small and trains on the CPU); rank 0 builds the demonstration cache first and
+    alone writes the checkpoints and the evaluation."""
     from duet_env.atomic import atomic_write_json
-    from rewards.learned import CHECKPOINT_STEM, TRAINING_STEM, train_reward_model
+    from pretrain import distributed
+    from rewards.learned import CHECKPOINT_STEM
 
     from .demos import build_demos, demo_clips, demo_sources, ranked_triples
+    from .train import TRAINING_STEM, train_reward_model
 
     out = Path(args.out)
     if (out / f"{CHECKPOINT_STEM}.json").exists() and not (out / f"{TRAINING_STEM}.json").exists() \
@@ -115,25 +121,33 @@ def run_train(args) -> None:
     if (out / f"{TRAINING_STEM}.json").exists() and not (args.resume or args.overwrite):
         raise FileExistsError(f"{out} already holds a reward-model training checkpoint: pass --resume to continue "
                               f"it, or --overwrite to start afresh")
-    if args.overwrite:
-        for stem in (CHECKPOINT_STEM, TRAINING_STEM):
-            for ext in ("json", "safetensors"):
-                (out / f"{stem}.{ext}").unlink(missing_ok=True)
-    policy, tokenizer, folder = _setup(args)
-    clips = demo_clips(args.data, "train", args.clip_tokens, progress=not args.quiet)
-    sources = demo_sources()
-    demos = build_demos(clips, "train", folder, policy, tokenizer, seed=args.seed, sources=sources,
-                        progress=not args.quiet)
-    model, config = train_reward_model(ranked_triples(clips, demos, sources), out, hidden=args.hidden,
-                                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                       resume=args.resume, progress=not args.quiet)
-    print(f"reward model written to {out} (final loss {config.train['final_loss']:.4f}, "
-          f"ranking accuracy on a fresh training batch {config.train['ranking_accuracy']:.3f})")
-    if not args.no_evaluate:
-        report = evaluate_split(model, config, args, "test", policy, tokenizer, folder)
-        atomic_write_json(out / "evaluation.json", report)
-        print(format_report(report))
-        print(f"held-out report: {out / 'evaluation.json'}")
+    distributed.init("cpu")
+    try:
+        main_rank = distributed.is_main()
+        if args.overwrite and main_rank:
+            for stem in (CHECKPOINT_STEM, TRAINING_STEM):
+                for ext in ("json", "safetensors"):
+                    (out / f"{stem}.{ext}").unlink(missing_ok=True)
+        policy, tokenizer, folder = _setup(args)
+        sources = demo_sources()
+        with distributed.main_first():  # rank 0 rolls the demonstrations out, the others read its cache
+            clips = demo_clips(args.data, "train", args.clip_tokens, progress=not args.quiet and main_rank)
+            demos = build_demos(clips, "train", folder, policy, tokenizer, seed=args.seed, sources=sources,
+                                progress=not args.quiet and main_rank)
+        model, config = train_reward_model(ranked_triples(clips, demos, sources), out, hidden=args.hidden,
+                                           steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                           resume=args.resume, progress=not args.quiet)
+        if not main_rank:
+            return
+        print(f"reward model written to {out} (final loss {config.train['final_loss']:.4f}, "
+              f"ranking accuracy on a fresh training batch {config.train['ranking_accuracy']:.3f})")
+        if not args.no_evaluate:
+            report = evaluate_split(model, config, args, "test", policy, tokenizer, folder)
+            atomic_write_json(out / "evaluation.json", report)
+            print(format_report(report))
+            print(f"held-out report: {out / 'evaluation.json'}")
+    finally:
+        distributed.cleanup()
 
 
 def run_evaluate(args) -> None:

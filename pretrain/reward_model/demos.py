@@ -191,7 +191,7 @@ def build_demos(clips: list[Clip], split: str, folder: Path, policy, tokenizer, 
 
 
 def ranked_triples(clips: list[Clip], demos: dict[str, list[np.ndarray]], sources: list[DemoSource]) -> list[tuple]:
-    """``(leader joints, follower joints, DemoLevel)`` triples for :func:`rewards.train_reward_model`."""
+    """``(leader joints, follower joints, DemoLevel)`` triples for :func:`pretrain.reward_model.train_reward_model`."""
     out = []
     for src in sources:
         for clip, joints in zip(clips, demos[src.level.name]):
