@@ -1,7 +1,7 @@
 """Data-parallel training across processes: the one module of the trainers that knows torch.distributed.
 
 Launch any trainer with ``torchrun --nproc_per_node N -m pretrain.gpt ...`` (or ``pretrain.vqvae``,
-``pretrain.transl``). torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+``pretrain.transl``, ``pretrain.reward_model``). torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT``; :func:`init` reads them. Without them (a plain ``python -m ...``), or with a world
 of one, nothing here communicates and every function is the identity, so a single process runs
 exactly the code, and gets exactly the numbers, it got before data parallelism existed.
@@ -17,7 +17,7 @@ for random batches, and it keeps the generator state identical on every rank, so
 normalised so that the average of the ranks' losses is the global batch's loss (equal shards and
 per-element means do this by themselves; the GPT's masked cross-entropy passes the global counts).
 
-API (everything a trainer needs; ``pretrain.reward_model`` adopts it in a few lines)::
+API (everything a trainer needs; ``pretrain.reward_model.train`` shows the minimal use)::
 
     device = distributed.init(args.device)      # process group from torchrun's env: gloo on CPU, nccl on CUDA
     distributed.world_size(), distributed.rank(), distributed.is_main()
