@@ -34,6 +34,13 @@ def golden_episodes():
     for with_pred in (False, True):
         rng = np.random.default_rng(11 + with_pred)
         out[f"random_pred{int(with_pred)}"] = list(random_contexts(rng, batch=5, steps=8, with_pred=with_pred))
+    frames = 64  # a follower whose upper body turns 0 → 270° against its hips (exercises half_body)
+    twist = np.zeros((frames, skeleton.POSE_DIM))
+    twist[:, 3 * 3 + 1] = np.linspace(0.0, 1.5 * np.pi, frames)
+    twist[:, 1] = np.pi
+    lead = skeleton.forward_kinematics(np.zeros((frames, skeleton.POSE_DIM)), np.zeros((frames, 3)))
+    foll = skeleton.forward_kinematics(twist, np.tile([0.0, 0.0, 0.5], (frames, 1)))
+    out["twist"] = list(episode_contexts(lead, foll, np.arange(frames) % 9 == 0, genre="Waltz"))
     for genre in ("Waltz", "HipHop"):
         clip = synth.dance_to_beats(genre, np.arange(0.4, 9.0, 0.5), 6.0, seed=0)
         lead = skeleton.forward_kinematics(clip.leader["poses"], clip.leader["transl"]).astype(np.float32)
