@@ -1,15 +1,21 @@
 """Environment throughput, measured side by side in one run (not a test).
 
-    python benchmarks/env_throughput.py [--steps 2000] [--threads 1]
+    python benchmarks/env_throughput.py [--steps 2000] [--threads N]
 
-Prints: single-env steps/s (gym.make, default reward, "tokens" observation); vector-env
-steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step time at
-episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare streaming
-decoder's time for the same tokens, so the env's overhead over decoding is visible.
+Prints: single-env steps/s (gym.make, default reward, "tokens" observation); the same with
+the env's decode on ``torch_threads=1`` (the default) versus torch's own thread count
+(``torch_threads=None``), side by side; the cost of one ``torch.set_num_threads`` set + restore;
+the default reward's cost per step with the shared pass off (every term computes its own
+quantities, the old code) and on (:mod:`rewards.shared`), on contexts recorded from the env;
+vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step
+time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
+streaming decoder's time for the same tokens, so the env's overhead over decoding is visible.
+``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import gymnasium as gym
@@ -17,6 +23,7 @@ import numpy as np
 import torch
 
 import duet_env  # noqa: F401  (registers the env)
+from duet_env.threads import torch_threads
 
 
 def _rate(fn, n: int) -> float:
@@ -27,8 +34,8 @@ def _rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def single_env_rate(steps: int, obs: str) -> float:
-    env = gym.make("DuetAccompany-v0", observation=obs)
+def single_env_rate(steps: int, obs: str, **config) -> float:
+    env = gym.make("DuetAccompany-v0", observation=obs, **config)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     acts = [env.action_space.sample() for _ in range(64)]
@@ -41,6 +48,65 @@ def single_env_rate(steps: int, obs: str) -> float:
             env.reset()
     del rng
     return _rate(one, steps)
+
+
+def recorded_contexts(steps: int) -> list:
+    """The StepContexts a single env (default reward) scores over ``steps`` random steps."""
+    class Recorder:  # the env's reward, keeping a copy of every context it scores
+        def __init__(self, reward):
+            self.reward = reward
+
+        def __getattr__(self, name):
+            return getattr(self.reward, name)
+
+        def __call__(self, ctx):
+            contexts.append(dataclasses.replace(ctx, follower_joints=ctx.follower_joints.copy()))
+            return self.reward(ctx)
+
+    env = gym.make("DuetAccompany-v0")
+    contexts = []
+    env.unwrapped.core.reward = Recorder(env.unwrapped.core.reward)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(steps):
+        if env.step(env.action_space.sample())[2]:
+            env.reset()
+    return contexts
+
+
+def reward_pass_costs(contexts: list, rounds: int = 5) -> tuple[float, float]:
+    """The default reward's mean time per step (s) with the shared pass off (the old code) and on.
+
+    Rounds alternate off / on and the fastest round of each counts (on a busy machine the
+    minimum is the least disturbed); every step runs on a fresh copy of its context, so nothing
+    computed in an earlier round is reused.
+    """
+    from rewards import make_reward
+    from rewards.shared import sharing
+
+    best = {False: np.inf, True: np.inf}
+    for _ in range(rounds):
+        for shared in (False, True):
+            fresh = [dataclasses.replace(c) for c in contexts]
+            reward = make_reward("default")
+            with sharing(shared):
+                t0 = time.perf_counter()
+                for c in fresh:
+                    reward(c)
+                best[shared] = min(best[shared], (time.perf_counter() - t0) / len(fresh))
+    return best[False], best[True]
+
+
+def set_threads_cost(reps: int = 2000) -> float:
+    """Seconds of one ``torch.set_num_threads`` to another count and back (what a step pays
+    when ``torch_threads`` differs from the process's setting)."""
+    n = torch.get_num_threads()
+    other = 1 if n != 1 else 2
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.set_num_threads(other)
+        torch.set_num_threads(n)
+    return (time.perf_counter() - t0) / reps
 
 
 def vector_rate(num_envs: int, steps: int) -> float:
@@ -68,7 +134,7 @@ def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
     tiled = EpisodeClip(c.name, c.genre, c.style, np.tile(c.music, (reps_needed, 1))[: n_tokens * 4],
                         np.tile(c.leader_joints, (reps_needed, 1, 1))[: n_tokens * 4],
                         np.tile(c.leader_tokens, (reps_needed, 1))[:n_tokens])
-    core = DuetCore([tiled], tok, 1, 16, 8, None, make_reward("default"))
+    core = DuetCore([tiled], tok, 1, 16, 8, None, make_reward("default"), torch_threads=1)  # as the env
     core.reset_slot(0, 0, 0, n_tokens)
     rng = np.random.default_rng(0)
     times = {}
@@ -97,22 +163,40 @@ def decoder_time(reps: int = 500) -> float:
     frames = [slice(4 * j, 4 * j + 4) for j in (i % c.num_tokens for i in range(reps))]
     leader = [torch.from_numpy(c.leader_joints[f][None].copy()) for f in frames]
     heading = [torch.from_numpy(fwd[f][None].copy()) for f in frames]
-    dec.step(toks[0], leader[0], heading[0])
-    t0 = time.perf_counter()
-    for i in range(reps):
-        dec.step(toks[i], leader[i], heading[i])
-    return (time.perf_counter() - t0) / reps
+    with torch_threads(1):  # as the env's default
+        dec.step(toks[0], leader[0], heading[0])
+        t0 = time.perf_counter()
+        for i in range(reps):
+            dec.step(toks[i], leader[i], heading[i])
+        return (time.perf_counter() - t0) / reps
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for B=1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="the process's torch intra-op threads (default: torch's own); the env's decode "
+                         "uses its config torch_threads (default 1) either way")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    user_threads = torch.get_num_threads()
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
     rows = []
     s_tokens = single_env_rate(args.steps, "tokens")
     rows.append(("single env, tokens obs", f"{s_tokens:,.0f} steps/s"))
+    s_default = single_env_rate(args.steps, "tokens", torch_threads=None)
+    rows.append((f"single env, torch_threads=1 vs None ({user_threads} threads)",
+                 f"{s_tokens:,.0f} vs {s_default:,.0f} steps/s ({s_tokens / s_default:.2f}x)"))
+    st = set_threads_cost()
+    rows.append(("set_num_threads set + restore", f"{st * 1e6:.1f} us ({st * s_tokens * 100:.2f} % of a "
+                 f"single-env step; paid only when the process is not on 1 thread)"))
+    contexts = recorded_contexts(min(args.steps, 500))
+    old, new = reward_pass_costs(contexts)
+    rows.append(("default reward per step, unshared vs shared",
+                 f"{old * 1e6:,.0f} vs {new * 1e6:,.0f} us ({old / new:.2f}x; best of 5 rounds over "
+                 f"{len(contexts)} env contexts)"))
     rows.append(("single env, features obs", f"{single_env_rate(args.steps, 'features'):,.0f} steps/s"))
     for n in (1, 8, 64):
         r = vector_rate(n, args.steps * 4)
@@ -124,7 +208,8 @@ def main():
     rows.append(("bare streaming decoder step (B=1)", f"{d * 1e3:.3f} ms"))
     rows.append(("env step / decoder step", f"{(1 / s_tokens) / d:.2f}x"))
     width = max(len(r[0]) for r in rows)
-    print(f"torch threads: {torch.get_num_threads()}")
+    assert torch.get_num_threads() == user_threads, "an env changed the process's torch threads"
+    print(f"torch threads: {user_threads} (process), load average at start: {load}")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
 

@@ -22,12 +22,17 @@ from .conventions import (BEAT_COLUMN, CONTEXT_FRAMES, FOLLOWER_STREAMS, FPS, LE
                           MUSIC_TOKEN_DIM, NUM_JOINTS, TOKEN_FRAMES)
 from .episodes import EpisodeClip
 from .motion import heading_from_joints
+from .threads import check_torch_threads, torch_threads
 from .tokens import window_length
 
 
 class DuetCore:
     def __init__(self, clips: list[EpisodeClip], tokenizer, num_envs: int, history: int, lookahead: int,
-                 episode_tokens: int | None, reward, device: str | torch.device = "cpu"):
+                 episode_tokens: int | None, reward, device: str | torch.device = "cpu",
+                 torch_threads: int | None = None):
+        """``torch_threads``: intra-op threads for the decode, set around it and restored
+        (:mod:`duet_env.threads`); None (the default here) keeps the caller's setting — the env
+        passes its config key ``torch_threads`` (default 1)."""
         if not clips:
             raise ValueError("DuetCore needs at least one clip")
         self.clips = clips
@@ -37,6 +42,7 @@ class DuetCore:
         self.episode_tokens = episode_tokens
         self.reward = reward
         self.device = torch.device(device)
+        self.torch_threads = check_torch_threads(torch_threads)
         self.codebook_sizes = dict(tokenizer.codebook_sizes)
         self.nvec = np.array([self.codebook_sizes[s] for s in FOLLOWER_STREAMS], np.int64)
         self.decoder = tokenizer.streaming_decoder(b)
@@ -124,7 +130,8 @@ class DuetCore:
         self.distance[i] = c.style.partner_distance
         mask = np.zeros(self.num_envs, bool)
         mask[i] = True
-        self.decoder.reset(torch.from_numpy(mask))
+        with torch_threads(self.torch_threads):
+            self.decoder.reset(torch.from_numpy(mask))
         if hasattr(self.reward, "reset"):
             self.reward.reset(mask)
 
@@ -196,11 +203,14 @@ class DuetCore:
         """
         a = self.check_actions(actions, single)
         lead, fwd = self.leader_upcoming(), self.leader_upcoming_forward()
-        out = self.decoder.step(torch.from_numpy(a).to(self.device), torch.from_numpy(lead).to(self.device),
-                                torch.from_numpy(fwd).to(self.device))
+        with torch_threads(self.torch_threads):
+            out = self.decoder.step(torch.from_numpy(a).to(self.device), torch.from_numpy(lead).to(self.device),
+                                    torch.from_numpy(fwd).to(self.device))
+            joints = out["joints"].detach().cpu().numpy().astype(np.float32, copy=False)  # (B, 4, 55, 3)
+            rootvel = out.get("root_velocity")
+            if rootvel is not None:
+                rootvel = (rootvel.detach().cpu().numpy() / FPS).astype(np.float32)  # m/s -> m/frame
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
-        joints = out["joints"].detach().cpu().numpy().astype(np.float32, copy=False)  # (B, 4, 55, 3)
-        rootvel = out.get("root_velocity")
         first = self.t == 0
         if first.any():  # the history before the first token repeats the first decoded frame
             self.follower_joints_hist[first] = joints[first, :1]
@@ -217,8 +227,7 @@ class DuetCore:
             music=self.music_frames[self._arange[:, None], idx],
             hold_expected=self.hold, facing_expected=self.facing, distance_range=self.distance,
             step=self.t.copy(), is_last=t_next >= self.length,
-            follower_root_velocity_pred=None if rootvel is None else
-            (rootvel.detach().cpu().numpy() / FPS).astype(np.float32),  # m/s -> m/frame
+            follower_root_velocity_pred=rootvel,
             follower_tokens=a,
         )
         total, components = self.reward(ctx)

@@ -15,6 +15,7 @@ from .conventions import FPS, TOKEN_FRAMES
 from .core import DuetCore
 from .episodes import EpisodeClip, episode_clips, load_dataset_clips, user_clip
 from .observations import observation_factory
+from .threads import check_torch_threads
 from .tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
@@ -34,6 +35,7 @@ def default_config() -> dict[str, Any]:
         "leader_file": None,        # ... and leader motion (DD100-format SMPL-X .npy dict)
         "genre": "Unknown",         # genre of the user's clip (partner expectations, duet_env.genres)
         "device": "cpu",
+        "torch_threads": 1,         # intra-op threads of the env's decode, restored after (None: torch's own)
     }
 
 
@@ -77,7 +79,7 @@ def build_core(cfg: dict[str, Any], num_envs: int) -> DuetCore:
             raise ValueError(f"{name} must be a positive integer; got {cfg[name]!r}")
     return DuetCore(bank, tok, num_envs, int(cfg["history_tokens"]), int(cfg["lookahead_tokens"]),
                     int(cfg["episode_tokens"]) if cfg["episode_tokens"] else None,
-                    make_reward(cfg["reward"]), cfg["device"])
+                    make_reward(cfg["reward"]), cfg["device"], check_torch_threads(cfg["torch_threads"]))
 
 
 # Keys of ``info`` in both envs (the vector env batches each value over envs).
@@ -219,7 +221,10 @@ class DuetAccompanyEnv(DuetFrontend, gym.Env):
     ## Arguments
     ``gym.make("DuetAccompany-v0", render_mode=None, **config)`` with the keys of
     :func:`default_config`: data, split, episode_tokens, random_start, tokenizer, observation,
-    history_tokens, lookahead_tokens, reward, music_file, leader_file, genre, device.
+    history_tokens, lookahead_tokens, reward, music_file, leader_file, genre, device, torch_threads.
+    ``torch_threads`` (default 1) is the intra-op thread count of the env's decode, set around
+    each step and restored, so the user's ``torch.get_num_threads()`` is untouched
+    (:mod:`duet_env.threads` says why one thread; None keeps torch's setting).
     ``render_mode="rgb_array"`` draws both dancers (stick figures) at the last decoded frame.
 
     ## Version History

@@ -88,6 +88,27 @@ class StepContext:
         if self.follower_tokens is not None:
             self.follower_tokens = _as_array("follower_tokens", self.follower_tokens, np.int64, (b, None))
 
+    def __setattr__(self, name, value):
+        # Assigning a field makes the shared pass stale: drop it (the next read recomputes).
+        self.__dict__.pop("_shared_pass", None)
+        object.__setattr__(self, name, value)
+
+    @property
+    def shared(self):
+        """This step's :class:`rewards.shared.SharedPass`: quantities several terms read (headings,
+        palms, capsule gaps, body speeds, dance beats, jerk), each computed on first read and kept
+        for the other terms of the step. Bound to this context only (a copy gets its own); arrays
+        are read-only by convention, and the context's arrays must not be written in place after
+        a term has read them."""
+        from .shared import SharedPass, sharing_enabled
+
+        sp = self.__dict__.get("_shared_pass")
+        if sp is None or sp.ctx is not self or not sharing_enabled():
+            sp = SharedPass(self)
+            if sharing_enabled():
+                self.__dict__["_shared_pass"] = sp
+        return sp
+
     @property
     def batch_size(self) -> int:
         return self.leader_joints.shape[0]

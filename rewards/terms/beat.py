@@ -6,8 +6,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 
-from duet_env.conventions import BODY_JOINTS
-
 from ..context import StepContext
 from ..registry import RewardTerm, register
 
@@ -30,9 +28,19 @@ def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int, depth
     ends). ``depth = 0`` gives the plain local minima. The first and last frames are never beats
     (a minimum needs both neighbours).
     """
+    return beats_from_speed(mean_joint_speed(joints, fps), sigma, radius, depth, half_window)
+
+
+def mean_joint_speed(joints: np.ndarray, fps: float) -> np.ndarray:
+    """speed_f = mean_j |x_f,j − x_f−1,j| · fps of joints ``(B, F, J, 3)`` -> ``(B, F − 1)`` (frames 1 … F−1)."""
+    return np.linalg.norm(np.diff(joints, axis=1), axis=-1).mean(-1) * fps
+
+
+def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float = 0.0,
+                     half_window: int = 4) -> np.ndarray:
+    """:func:`dance_beats` from the mean joint speed ``(B, F − 1)`` of frames 1 … F−1 -> ``(B, F)`` bool."""
     if not 0.0 <= depth < 1.0:
         raise ValueError(f"dance_beats: depth must be in [0, 1); got {depth}")
-    speed = np.linalg.norm(np.diff(joints, axis=1), axis=-1).mean(-1) * fps  # (B, F-1): frames 1..F-1
     if sigma > 0:
         speed = gaussian_filter1d(speed, sigma, axis=1, mode="nearest", truncate=radius / sigma)
     inner = speed[:, 1:-1]
@@ -44,7 +52,7 @@ def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int, depth
         right = sliding_window_view(np.concatenate([speed, pad], axis=1), h + 1, axis=1).max(-1)
         peak = np.minimum(left, right)[:, 1:-1]
         is_min &= inner <= (1.0 - depth) * peak
-    beats = np.zeros(joints.shape[:2], bool)
+    beats = np.zeros((speed.shape[0], speed.shape[1] + 1), bool)
     beats[:, 2:-1] = is_min
     return beats
 
@@ -137,8 +145,7 @@ class BeatTerm(RewardTerm):
         if self._pending is None or self._pending.shape != (b,):
             # First call (or a new batch size): any env past its first step has a pending window.
             self._pending = ctx.step > 0
-        dance = dance_beats(ctx.follower_joints[:, :, list(BODY_JOINTS)], ctx.fps, self.sigma, self.radius,
-                            self.depth, self.half_window)
+        dance = ctx.shared.dance_beats(self.sigma, self.radius, self.depth, self.half_window)
         prev = slice(f - 2 * k, f - k)
         cur = slice(f - k, f)
         pay_prev = self._pending & (ctx.step > 0)

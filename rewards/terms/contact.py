@@ -44,8 +44,7 @@ class ContactTerm(RewardTerm):
         self.config = {"hold": self.hold, "margin": self.margin, "sigmoid": sigmoid, "neutral": self.neutral}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
-        pf = palms(ctx.current(ctx.follower_joints))  # (B, 4, 2, 3)
-        pl = palms(ctx.current(ctx.leader_joints))
+        pf, pl = ctx.shared.follower_palms, ctx.shared.leader_palms  # (B, 4, 2, 3) each
         d = np.linalg.norm(pf[..., :, None, :] - pl[..., None, :, :], axis=-1).min(axis=(-2, -1))
         score = tolerance(d, (0.0, self.hold), self.margin, self.sigmoid).mean(axis=1)
         return np.where(ctx.hold_expected, score, self.neutral)

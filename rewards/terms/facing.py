@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import StepContext
-from ..primitives import body_heading, tolerance, wrap_angle
+from ..primitives import tolerance, wrap_angle
 from ..registry import RewardTerm, register
 
 
@@ -33,7 +33,6 @@ class FacingTerm(RewardTerm):
         self.config = {"tolerance_deg": float(tolerance_deg), "margin_deg": float(margin_deg), "sigmoid": sigmoid}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
-        psi_f = body_heading(ctx.current(ctx.follower_joints))
-        psi_l = body_heading(ctx.current(ctx.leader_joints))
+        psi_f, psi_l = ctx.shared.follower_heading, ctx.shared.leader_heading
         err = np.abs(wrap_angle(psi_f - psi_l - ctx.facing_expected[:, None]))
         return tolerance(err, (0.0, self.tol), self.margin, self.sigmoid).mean(axis=1)

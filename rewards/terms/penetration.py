@@ -23,8 +23,12 @@ def penetration_depth(follower: np.ndarray, leader: np.ndarray, hold: np.ndarray
     max(0, r_i + r_j − dist(segment_i, segment_j)); where ``hold``, the closed-hold pairs of
     :func:`duet_env.capsules.hold_pair_mask` are skipped.
     """
-    excused = np.asarray(hold, bool)[:, None, None, None] & _HOLD_PAIRS
-    return overlap_depth(capsule_gaps(follower, leader), excused)
+    return overlap_depth(capsule_gaps(follower, leader), hold_excused(hold))
+
+
+def hold_excused(hold: np.ndarray) -> np.ndarray:
+    """``(B, 1, C, C)`` bool: the closed-hold pairs where ``hold`` ``(B,)``, nothing elsewhere."""
+    return np.asarray(hold, bool)[:, None, None, None] & _HOLD_PAIRS
 
 
 @register("penetration")
@@ -59,6 +63,6 @@ class PenetrationTerm(RewardTerm):
         self.config = {"scale": self.scale, "allowance": self.allowance}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
-        depth = penetration_depth(ctx.current(ctx.follower_joints), ctx.current(ctx.leader_joints), ctx.hold_expected)
+        depth = overlap_depth(ctx.shared.capsule_gaps, hold_excused(ctx.hold_expected))
         free = tolerance(depth, (0.0, self.allowance), self.scale, "linear", 0.0)
         return -(1.0 - free).mean(axis=1)

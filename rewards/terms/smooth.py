@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from duet_env.conventions import BODY_JOINTS
-
 from ..context import StepContext
 from ..primitives import tolerance
 from ..registry import RewardTerm, register
@@ -72,5 +70,5 @@ class SmoothTerm(RewardTerm):
         k = ctx.token_frames
         if ctx.num_frames < k + 3:
             raise ValueError(f"smooth needs at least {k + 3} context frames; got F={ctx.num_frames}")
-        jerk = token_jerk(ctx.follower_joints[:, :, list(BODY_JOINTS)], ctx.fps, k)
+        jerk = ctx.shared.follower_jerk
         return tolerance(jerk, (0.0, self.bound), self.margin, "cosine", 0.0)
