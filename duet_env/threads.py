@@ -8,8 +8,8 @@ So the env runs its decode with ``torch_threads`` threads (default 1) and gives 
 setting back afterwards: ``torch.get_num_threads()`` outside ``env.step`` is what the user set.
 
 Cost: ``torch.set_num_threads`` is only called when the wanted count differs from the current
-one (then twice a step: set and restore; 0.2–0.4 µs a pair on this machine). ``benchmarks/env_throughput.py`` prints its cost per
-step next to the step time; a process that runs only envs can call
+one (then twice a step: set and restore; 0.2–0.4 µs a pair on this machine).
+``benchmarks/env_throughput.py`` prints its cost per step next to the step time; a process that runs only envs can call
 ``torch.set_num_threads(1)`` once and pay nothing. ``torch_threads=None`` leaves the count alone
 (e.g. for a large vector env on an otherwise idle machine, where 2 threads may pay off).
 """

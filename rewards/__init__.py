@@ -12,6 +12,9 @@ Register a term of your own and use it by name::
     def upright(ctx):
         ...
 
+A term may read quantities shared by the terms of one step from ``ctx.shared`` (headings,
+palms, capsule gaps, body speeds, dance beats, jerk; :mod:`rewards.shared`); it need not.
+
 Built-in terms: beat, half_body, facing, contact, penetration, skating, distance, smooth, learned.
 Built-in composites: default, duolando, bailando, partner, e3d2 (see :mod:`rewards.compose`).
 """

@@ -32,7 +32,8 @@ def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int, depth
 
 
 def mean_joint_speed(joints: np.ndarray, fps: float) -> np.ndarray:
-    """speed_f = mean_j |x_f,j − x_f−1,j| · fps of joints ``(B, F, J, 3)`` -> ``(B, F − 1)`` (frames 1 … F−1)."""
+    """Mean joint speed ``(B, F − 1)`` (frames 1 … F−1) of joints ``(B, F, J, 3)``:
+    speed_f = mean_j |x_f,j − x_f−1,j| · fps."""
     return np.linalg.norm(np.diff(joints, axis=1), axis=-1).mean(-1) * fps
 
 
