@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from agents.benchmark.registry import Registry
 from agents.benchmark.tasks import Task
 
 HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
@@ -161,24 +162,10 @@ def _sb3(algo: str, observation: str) -> Callable[[Task, Path, Budget], Trained]
 
 
 # ------------------------------------------------------------------------------------------
-_ALGOS: dict[str, Algorithm] = {}
-
-
-def register_algorithm(algo: Algorithm) -> Algorithm:
-    _ALGOS[algo.name] = algo
-    return algo
-
-
-def algorithm_names() -> list[str]:
-    return list(_ALGOS)
-
-
-def get_algorithm(name: str) -> Algorithm:
-    try:
-        return _ALGOS[name]
-    except KeyError:
-        raise KeyError(f"unknown algorithm {name!r}; known algorithms: {', '.join(_ALGOS)}") from None
-
+_ALGOS: Registry[Algorithm] = Registry("algorithm")
+register_algorithm = _ALGOS.register
+algorithm_names = _ALGOS.names
+get_algorithm = _ALGOS.get  # unknown name: KeyError naming the known ones
 
 register_algorithm(Algorithm("pretrained", "the task's pretrained GPT, greedy, no training", _pretrained))
 register_algorithm(Algorithm("random", "uniformly random tokens", _random))

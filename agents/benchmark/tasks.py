@@ -21,6 +21,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+from agents.benchmark.registry import Registry
 from duet_env.conventions import TOKEN_FRAMES
 from duet_env.data.clip import Clip
 
@@ -123,24 +124,10 @@ def foreign_music_pairs(clips: list[Clip]) -> list[Clip]:
 
 
 # ------------------------------------------------------------------------------------------
-_TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    _TASKS[task.name] = task
-    return task
-
-
-def task_names() -> list[str]:
-    return list(_TASKS)
-
-
-def get_task(name: str) -> Task:
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(_TASKS)}") from None
-
+_TASKS: Registry[Task] = Registry("task")
+register_task = _TASKS.register
+task_names = _TASKS.names
+get_task = _TASKS.get  # unknown name: KeyError naming the known ones
 
 register_task(Task("in-distribution", "SynthDuet test leaders with their own music, default reward"))
 register_task(Task("foreign-music", "a test leader dancing to the music of a test clip of another genre, "
