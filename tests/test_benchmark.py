@@ -116,6 +116,15 @@ def test_killed_cells_are_redone(tmp_path, overrides):
     assert fresh["metrics"] == row["metrics"] and fresh["curve"] == row["curve"]
 
 
+def test_gt_tokens_replays_the_ground_truth(tmp_path, overrides):
+    """The ground-truth row: its tokens are the tokenizer's encoding of the test followers, so
+    its motion is the tokenizer's reconstruction of them (far closer than any policy's)."""
+    gt = run_cell(CellSpec("in-distribution", "gt-tokens", 0, 256, True, 2, 8, overrides), tmp_path)
+    rnd = run_cell(CellSpec("in-distribution", "random", 0, 256, True, 2, 8, overrides), tmp_path)
+    assert gt["env_steps"] == 0 and math.isfinite(gt["metrics"]["reward"])
+    assert gt["metrics"]["rule_error_cm"] < rnd["metrics"]["rule_error_cm"]
+
+
 def test_sb3_cells_run_and_score(tmp_path, overrides):
     for algo in ("ppo", "ppo-mlp"):
         row = run_cell(CellSpec("e3d2", algo, 0, 128, True, 2, 8, overrides), tmp_path)

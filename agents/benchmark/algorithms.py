@@ -5,7 +5,8 @@ Every algorithm returns a :class:`Trained`: the policy to score (anything
 used and its learning curve. Scoring is not the algorithm's business: :mod:`agents.benchmark.cells`
 scores every one the same way, so rows of a table differ only by how the policy was trained.
 
-- ``pretrained`` and ``random``: the references (no training, 0 env steps).
+- ``pretrained``, ``random`` and ``gt-tokens`` (the ground-truth followers' tokens replayed):
+  the references that show a task's headroom (no training, 0 env steps).
 - ``offpolicy`` and ``ac``: :func:`agents.finetune.run` with the cell's budget (resumable).
 - ``ppo`` and ``a2c``: stable-baselines3 on :class:`agents.sb3.GPTPolicy` (the same network,
   started from the same GPT), hyperparameters from ``agents/hyperparams/ppo.yml``.
@@ -36,10 +37,16 @@ class Budget:
 
 @dataclass
 class Trained:
-    policy: object                   # "random", a FollowerPolicy, or an adapter with .config/.sample
+    policy: object                   # "random", a FollowerPolicy, an adapter with .config/.sample, or None
     observation: str = "tokens"      # the env observation the policy reads
     env_steps: int = 0
     curve: list[dict] = field(default_factory=list)   # [{"env_steps": n, "train_reward": r}, ...]
+    # a policy made from the test episodes themselves (ground-truth replay), used instead of ``policy``
+    episode_policy: Callable[[list], object] | None = None
+
+    def policy_for(self, clips: list) -> object:
+        """The policy to score on ``clips`` (the task's test episodes)."""
+        return self.episode_policy(clips) if self.episode_policy is not None else self.policy
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,19 @@ def _pretrained(task: Task, workdir: Path, budget: Budget) -> Trained:
 
 def _random(task: Task, workdir: Path, budget: Budget) -> Trained:
     return Trained("random")
+
+
+def _gt_tokens(task: Task, workdir: Path, budget: Budget) -> Trained:
+    """The ceiling as the env can play it: each test clip's ground-truth follower, encoded by the
+    tokenizer and replayed token by token (``agents.reward_table``'s ``gt-tokens`` row)."""
+    def replay(clips):
+        from agents.rollout import ReplayPolicy
+        from duet_env.env import load_tokenizer
+        from duet_env.episodes import episode_clips
+
+        bank = episode_clips(clips, load_tokenizer(task.tokenizer), with_follower=True)
+        return ReplayPolicy([b.follower_tokens for b in bank])
+    return Trained(None, episode_policy=replay)
 
 
 def _finetune(algo: str) -> Callable[[Task, Path, Budget], Trained]:
@@ -169,6 +189,8 @@ get_algorithm = _ALGOS.get  # unknown name: KeyError naming the known ones
 
 register_algorithm(Algorithm("pretrained", "the task's pretrained GPT, greedy, no training", _pretrained))
 register_algorithm(Algorithm("random", "uniformly random tokens", _random))
+register_algorithm(Algorithm("gt-tokens", "the test followers' own tokens replayed (ground truth as the env plays it)",
+                             _gt_tokens))
 register_algorithm(Algorithm("offpolicy", "agents.finetune --algo offpolicy (memory replay, Duolando)",
                              _finetune("offpolicy"), resumable=True))
 register_algorithm(Algorithm("ac", "agents.finetune --algo ac (on-policy actor-critic, Bailando)",

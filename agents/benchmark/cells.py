@@ -62,7 +62,7 @@ def score(task, trained, seed: int, eval_clips: int, eval_tokens: int) -> dict[s
     from agents.finetune import evaluate_policy
 
     clips = task.test_clips(eval_clips, eval_tokens)
-    return evaluate_policy(trained.policy, clips, task.reference(), task.reward, seed, task.tokenizer,
+    return evaluate_policy(trained.policy_for(clips), clips, task.reference(), task.reward, seed, task.tokenizer,
                            observation=trained.observation)
 
 
