@@ -155,7 +155,8 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(d: dict) -> dict:
+def json_safe(d: dict) -> dict:
+    """Non-finite floats (NaN: e.g. BED with no kinematic beat) as None: valid JSON."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         save_dd100(args.out, clips, followers)
     if args.json is not None:
-        payload = {**_json_safe(policy_row), "ground_truth": _json_safe(gt_row),
+        payload = {**json_safe(policy_row), "ground_truth": json_safe(gt_row),
                    "meta": {"policy": label, "data": str(root), "split": args.split, "seed": args.seed,
                             "num_clips": len(clips), "reference": "train split ground-truth followers",
                             "metric_keys": list(METRIC_KEYS)}}

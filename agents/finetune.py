@@ -422,8 +422,16 @@ def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng:
 def evaluate(model, test_clips, reference, cfg: FinetuneConfig, tokenizer) -> dict[str, float]:
     """Greedy followers on held-out clips: every reward component + the dance metrics."""
     policy = FollowerPolicy(model, model.config, device=next(model.parameters()).device)
-    out = generate_followers(policy, test_clips, seed=cfg.seed, tokenizer=tokenizer, reward=cfg.reward,
-                             mode="greedy", progress=False)
+    return evaluate_policy(policy, test_clips, reference, cfg.reward, cfg.seed, tokenizer)
+
+
+def evaluate_policy(policy, test_clips, reference, reward, seed: int, tokenizer,
+                    observation: str = "tokens") -> dict[str, float]:
+    """:func:`evaluate` for any policy :func:`agents.rollout.generate_followers` takes ("random",
+    a loaded policy, an SB3 adapter on ``observation``): agents.benchmark scores every algorithm
+    with this one function, so their rows are comparable."""
+    out = generate_followers(policy, test_clips, seed=seed, tokenizer=tokenizer, reward=reward,
+                             mode="greedy", progress=False, observation=observation)
     row = {"reward": float(np.mean([o.reward for o in out]))}
     for name in out[0].components:
         row[f"r_{name}"] = float(np.mean([o.components[name] for o in out]))
@@ -487,9 +495,11 @@ def format_table(before: dict, after: dict, gt: dict) -> str:
 
 # ------------------------------------------------------------------------------------------
 def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = True,
-        stop_after: int | None = None) -> dict | None:
+        stop_after: int | None = None, score: bool = True) -> dict | None:
     """Train, evaluate before/after, write the run directory. ``stop_after`` ends the process
-    of training after that many rounds as a kill would (used by the resume test)."""
+    of training after that many rounds as a kill would (used by the resume test). ``score=False``
+    skips the before/after/ground-truth evaluations (``None`` in the summary): agents.benchmark
+    scores every algorithm itself, on its task's test episodes."""
     torch.set_num_threads(cfg.threads)
     device = checkpoint.resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
@@ -515,7 +525,8 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
     bank = episode_clips(train_clips, tok, cache_key=train_key)
     if max(c.num_tokens for c in bank) < cfg.episode_tokens:
         raise SystemExit(f"no training clip has {cfg.episode_tokens} tokens; lower --episode-tokens")
-    reference = ReferenceStats.from_duets([(c.follower.joints, c.leader.joints, c.beat_frames) for c in train_clips])
+    reference = (ReferenceStats.from_duets([(c.follower.joints, c.leader.joints, c.beat_frames) for c in train_clips])
+                 if score else None)
     core = DuetCore(bank, tok, cfg.num_envs, model.history, model.lookahead, cfg.episode_tokens,
                     make_reward(cfg.reward), device)
     torch.manual_seed(cfg.seed)  # before the critic is initialised
@@ -539,8 +550,8 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
         print(f"resuming {out} at round {state['round']} / {cfg.rounds}")
     else:
         print("fine-tuning config:\n" + json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-        state["before"] = evaluate(learner.model, test_clips, reference, cfg, tok)
-        state["ground_truth"] = ground_truth_row(test_clips, reference, cfg)
+        state["before"] = evaluate(learner.model, test_clips, reference, cfg, tok) if score else None
+        state["ground_truth"] = ground_truth_row(test_clips, reference, cfg) if score else None
 
     writer = SummaryWriter(str(out / "tb"))
     bar = tqdm(range(state["round"], cfg.rounds), initial=state["round"], total=cfg.rounds,
@@ -571,9 +582,10 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
             return None
     writer.close()
     state["train_seconds"] = state.get("train_seconds", 0.0) + time.time() - t0
-    if "after" not in state or state.get("after_round") != state["round"]:
+    if score and ("after" not in state or state.get("after_round") != state["round"]):
         state["after"] = evaluate(learner.model, test_clips, reference, cfg, tok)
         state["after_round"] = state["round"]
+    state.setdefault("after", None)
     export_policy(out, learner.model)
     plot_curve(out / "learning_curve.png", state["curve"])
     summary = {"config": dataclasses.asdict(cfg), "before": state["before"], "after": state["after"],
@@ -581,7 +593,8 @@ def run(cfg: FinetuneConfig, out: Path, resume: bool = False, progress: bool = T
                "train_seconds": state["train_seconds"]}
     atomic_write_json(out / "summary.json", summary)
     save_run(out, learner, cfg, {k: v for k, v in state.items()}, memory)
-    print(format_table(state["before"], state["after"], state["ground_truth"]))
+    if score:
+        print(format_table(state["before"], state["after"], state["ground_truth"]))
     return summary
 
 

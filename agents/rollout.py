@@ -14,7 +14,7 @@ from duet_env.core import DuetCore
 from duet_env.data.clip import Clip
 from duet_env.episodes import episode_clips
 from duet_env.motion import matrix_to_axis_angle
-from duet_env.observations import TokensObservation
+from duet_env.observations import observation_factory
 from duet_env.tokens import DEFAULT_HISTORY, DEFAULT_LOOKAHEAD
 
 
@@ -63,13 +63,15 @@ def load_policy(policy: str, device: str = "cpu"):
 
 
 def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="default", reward="default",
-                       mode: str = "greedy", device: str = "cpu", progress: bool = True) -> list[FollowerMotion]:
+                       mode: str = "greedy", device: str = "cpu", progress: bool = True,
+                       observation="tokens") -> list[FollowerMotion]:
     """Generate a follower for every clip (whole clips, all batched).
 
     ``policy``: "random", "default", a checkpoint path, or a loaded policy object with
     ``sample(obs, mode=...)``. The tokenizer decodes the chosen tokens as the env does.
     ``reward=None`` skips the reward terms (FollowerMotion.reward 0, no components): faster when
-    only the motion is wanted.
+    only the motion is wanted. ``observation`` is the env observation the policy reads
+    (``duet_env.observations.observation_factory``: "tokens", "features", ...).
     """
     from duet_env.env import load_tokenizer
     from rewards import make_reward
@@ -83,7 +85,7 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
                     NoReward() if reward is None else make_reward(reward), device)
     for i, c in enumerate(bank):
         core.reset_slot(i, i, 0, c.num_tokens)
-    obs_type = TokensObservation()
+    obs_type = observation_factory(observation)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     n_max = int(core.length.max())

@@ -1,0 +1,86 @@
+"""The command line of :mod:`agents.benchmark` (``python -m agents.benchmark --help``)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from agents.benchmark.algorithms import algorithm_names
+from agents.benchmark.cells import CellSpec, Overrides, run_cells
+from agents.benchmark.report import write_report
+from agents.benchmark.tasks import TaskNotAvailable, get_task, task_names
+
+# --quick: a budget that still makes a few updates, scored on a few short test episodes.
+QUICK = {"steps": 256, "eval_clips": 3, "eval_tokens": 16}
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m agents.benchmark",
+                                 description="RL algorithms side by side on DuetAccompany-v0 tasks.")
+    ap.add_argument("--tasks", default="in-distribution", help=f"comma-separated, of: {', '.join(task_names())}")
+    ap.add_argument("--algos", default="pretrained,random,ac",
+                    help=f"comma-separated, of: {', '.join(algorithm_names())}")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per (task, algorithm)")
+    ap.add_argument("--steps", type=int, default=None, help="training env steps per cell (default 8192; --quick 256)")
+    ap.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="output folder")
+    ap.add_argument("--workers", type=int, default=1, help="cells run as this many local processes")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"tiny budget ({QUICK['steps']} steps, {QUICK['eval_clips']} test clips × "
+                         f"{QUICK['eval_tokens']} tokens): minutes, for smoke tests")
+    ap.add_argument("--eval-clips", type=int, default=None, help="test clips per task (default all; --quick 3)")
+    ap.add_argument("--eval-tokens", type=int, default=None, help="tokens per test clip (default 192; --quick 16)")
+    ap.add_argument("--data", default=None, help="override every task's data (\"synth\" or a DD100 folder)")
+    ap.add_argument("--tokenizer", default=None, help="override every task's tokenizer (name or folder)")
+    ap.add_argument("--policy", default=None, help="override every task's pretrained GPT (name or folder)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def specs_from_args(args: argparse.Namespace) -> list[CellSpec]:
+    """Every (task, algorithm, seed) cell the arguments name; unknown names fail before anything runs."""
+    tasks, algos = _names(args.tasks), _names(args.algos)
+    unknown_t = [t for t in tasks if t not in task_names()]
+    unknown_a = [a for a in algos if a not in algorithm_names()]
+    if unknown_t or unknown_a or not tasks or not algos:
+        msgs = []
+        if unknown_t or not tasks:
+            msgs.append(f"unknown task(s) {unknown_t}; known tasks: {', '.join(task_names())}")
+        if unknown_a or not algos:
+            msgs.append(f"unknown algorithm(s) {unknown_a}; known algorithms: {', '.join(algorithm_names())}")
+        raise SystemExit("; ".join(msgs))
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be at least 1")
+    overrides = Overrides(args.data, args.tokenizer, args.policy)
+    for t in tasks:  # e.g. unseen-genre without --policy: say so now, not in a worker
+        try:
+            get_task(t).with_overrides(policy=args.policy).check_available()
+        except TaskNotAvailable as e:
+            raise SystemExit(str(e)) from None
+    steps = args.steps if args.steps is not None else (QUICK["steps"] if args.quick else 8192)
+    clips = args.eval_clips if args.eval_clips is not None else (QUICK["eval_clips"] if args.quick else 0)
+    tokens = args.eval_tokens if args.eval_tokens is not None else (QUICK["eval_tokens"] if args.quick else 192)
+    return [CellSpec(t, a, s, steps, args.quick, clips, tokens, overrides)
+            for t in tasks for a in algos for s in range(args.seeds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    specs = specs_from_args(args)
+    started = time.perf_counter()
+    rows = run_cells(specs, args.out, workers=args.workers, progress=not args.no_progress)
+    command = "python -m agents.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    jsonl, md = write_report(rows, args.out, command)
+    done = sum(not r["skipped"] for r in rows)
+    print(f"{len(rows)} cells ({done} run, {len(rows) - done} already done) in "
+          f"{time.perf_counter() - started:.0f} s -> {jsonl}, {md}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
