@@ -10,6 +10,7 @@ One concept per module:
   test episodes);
 - :mod:`~agents.benchmark.algorithms`: the algorithm registry (how to train within a budget);
 - :mod:`~agents.benchmark.cells`: one (task, algorithm, seed) job, resumable, and the local runner;
+- :mod:`~agents.benchmark.ray_backend`: the same cells as Ray tasks (``--backend ray``);
 - :mod:`~agents.benchmark.report`: ``results.jsonl`` and ``results.md``;
 - :mod:`~agents.benchmark.plots`: rliable's interval estimates and the PNG plots.
 """

@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per (task, algorithm)")
     ap.add_argument("--steps", type=int, default=None, help="training env steps per cell (default 8192; --quick 256)")
     ap.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="output folder")
-    ap.add_argument("--workers", type=int, default=1, help="cells run as this many local processes")
+    ap.add_argument("--workers", type=int, default=1, help="cells run as this many local processes (--backend local)")
+    ap.add_argument("--backend", choices=("local", "ray"), default="local",
+                    help="local processes (default), or Ray tasks (optional extra duet[distributed])")
+    ap.add_argument("--address", default=None,
+                    help="--backend ray: the Ray cluster to submit to (default: as ray.init(): RAY_ADDRESS, "
+                         "a cluster started here with `ray start`, else a new local Ray instance)")
+    ap.add_argument("--ray-cpus-per-cell", type=float, default=1, help="--backend ray: CPUs Ray reserves per cell")
     ap.add_argument("--quick", action="store_true",
                     help=f"tiny budget ({QUICK['steps']} steps, {QUICK['eval_clips']} test clips × "
                          f"{QUICK['eval_tokens']} tokens): minutes, for smoke tests")
@@ -71,9 +77,19 @@ def specs_from_args(args: argparse.Namespace) -> list[CellSpec]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.backend == "ray":
+        from agents.benchmark.ray_backend import import_ray, run_cells_ray
+
+        import_ray()  # without the extra: say so before anything runs
+    elif args.address is not None:
+        raise SystemExit("--address needs --backend ray")
     specs = specs_from_args(args)
     started = time.perf_counter()
-    rows = run_cells(specs, args.out, workers=args.workers, progress=not args.no_progress)
+    if args.backend == "ray":
+        rows = run_cells_ray(specs, args.out, address=args.address, cpus_per_cell=args.ray_cpus_per_cell,
+                             progress=not args.no_progress)
+    else:
+        rows = run_cells(specs, args.out, workers=args.workers, progress=not args.no_progress)
     command = "python -m agents.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
     jsonl, md = write_report(rows, args.out, command)
     done = sum(not r["skipped"] for r in rows)
