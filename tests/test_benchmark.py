@@ -7,7 +7,6 @@ import importlib.util
 import json
 import math
 
-import numpy as np
 import pytest
 
 from agents.benchmark import CellSpec, Overrides, get_task, run_cell

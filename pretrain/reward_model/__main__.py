@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -165,16 +164,16 @@ def run_evaluate(args) -> None:
 
 
 def run_export(args) -> None:
+    from duet_env.atomic import atomic_write
     from duet_env.checkpoint import resolve
     from rewards.learned import CHECKPOINT_STEM, load_reward_model
 
     load_reward_model(args.checkpoint)  # refuse a torn or foreign checkpoint before copying it
     src, dst = resolve(args.checkpoint), Path(args.out)
     dst.mkdir(parents=True, exist_ok=True)
-    for ext in ("safetensors", "json"):
-        tmp = dst / f".{CHECKPOINT_STEM}.{ext}.tmp"
-        shutil.copyfile(src / f"{CHECKPOINT_STEM}.{ext}", tmp)
-        os.replace(tmp, dst / f"{CHECKPOINT_STEM}.{ext}")
+    for ext in ("safetensors", "json"):  # weights first, JSON last, as checkpoint.save does
+        name = f"{CHECKPOINT_STEM}.{ext}"
+        atomic_write(dst / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
     print(f"exported {src} to {dst}")
 
 

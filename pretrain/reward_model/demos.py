@@ -32,14 +32,13 @@ keeps every finished level, and ``evaluate`` reuses the test split's.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from duet_env.atomic import atomic_save_npz
+from duet_env.atomic import atomic_save_npz, atomic_write_json
 from duet_env.conventions import FOLLOWER_STREAMS
 from duet_env.data.clip import Clip
 from rewards.learned import DemoLevel
@@ -184,9 +183,8 @@ def build_demos(clips: list[Clip], split: str, folder: Path, policy, tokenizer, 
             arrays = {f"follower/{k}": j.astype(np.float32) for k, j in enumerate(joints)}
             atomic_save_npz(path, {**arrays, "names": np.array([c.name for c in clips])})
         out[src.level.name] = joints
-    (folder / split).mkdir(parents=True, exist_ok=True)
-    (folder / split / "levels.json").write_text(json.dumps([vars(s.level) | {"kind": s.kind, "value": s.value}
-                                                            for s in sources], indent=1))
+    atomic_write_json(folder / split / "levels.json",
+                      [vars(s.level) | {"kind": s.kind, "value": s.value} for s in sources])
     return out
 
 

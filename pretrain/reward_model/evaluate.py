@@ -75,18 +75,14 @@ def evaluate_demos(model: RewardModel, config: RewardModelConfig, clips, demos: 
         "pairwise_accuracy": pairs,
         "accuracy_eps_gap_0.5": (float(np.average([p["accuracy"] for p in big], weights=[p["windows"] for p in big]))
                                  if big else None),
-        "monotonic": {chain: _falls(by_name, [s.level.name for s in sources
-                                              if s.level.chain in ("", chain) and s.kind != _other(chain)])
+        # each chain, below the unchained levels (ground truth, greedy), listed best first
+        "monotonic": {chain: _falls(by_name, [s.level.name for s in sources if s.level.chain in ("", chain)])
                       for chain in ("noise", "temperature")},
     }
     if rule_error:
         rho, p = spearmanr([r["mean_reward"] for r in levels], [r["rule_error_cm"] for r in levels])
         report["spearman_reward_vs_rule_error"] = {"rho": float(rho), "p": float(p), "levels": len(levels)}
     return report
-
-
-def _other(chain: str) -> str:
-    return "temperature" if chain == "noise" else "noise"
 
 
 def _eps_gap(a: DemoSource, b: DemoSource) -> float | None:
