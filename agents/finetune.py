@@ -80,6 +80,7 @@ from duet_env.observations import TokensObservation
 from duet_env.tokenizer import Tokenizer
 from duet_env.tokens import window_length
 from pretrain.gpt import FollowerPolicy
+from pretrain.gpt.stream import FollowerStream
 from pretrain.gpt.policy import load_model
 from rewards import make_reward
 
@@ -141,7 +142,7 @@ class Critic(nn.Module):
     @classmethod
     def for_model(cls, model) -> "Critic":
         """The critic of a FollowerGPT's state (its width, its streams)."""
-        return cls(model.config["width"], model.mask.shape[0] // model.length)
+        return cls(model.config["width"], model.n_streams)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         b = state.shape[0]
@@ -339,6 +340,7 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
         core.reset_slot(i, c, s, e, music_from=(mc, ms))
         rec["clip"][i], rec["start"][i], rec["music_clip"][i], rec["music_start"][i] = c, s, mc, ms
     obs_type = TokensObservation()
+    stream = FollowerStream(learner.model)  # KV cache: the episodes run in lockstep from their start
     actions = np.zeros((n, e, len(FOLLOWER_STREAMS)), np.int64)
     rewards = np.zeros((n, e), np.float32)
     logp = np.zeros((n, e), np.float32)
@@ -349,7 +351,7 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
             music = torch.from_numpy(obs["music"]).view(b, core.W, -1).to(learner.device)
             leader = torch.from_numpy(obs["leader"]).view(b, -1, len(LEADER_STREAMS)).to(learner.device)
             follower = torch.from_numpy(obs["follower"]).view(b, -1, len(FOLLOWER_STREAMS)).to(learner.device)
-            logits = learner.logits(learner.state(music, leader, follower))
+            logits = stream.logits(music, leader, follower)  # = learner.logits(learner.state(...))
             a, lp = sample_tokens(logits, cfg.temperature, cfg.top_k, gen)
         a = a.cpu().numpy()
         r, _, _ = core.step(a)
