@@ -183,3 +183,15 @@ def test_concurrent_requests_train_once(tiny_unseen, tmp_path):
     assert len(folders) == 1
     assert sum("one-time cost" in e for _, e in outs) == 1  # exactly one of them trained
     assert gpt_state(folders.pop())["step"] == 2
+
+
+def test_a_genre_the_data_lacks_stops_the_benchmark_clearly(tiny_unseen, monkeypatch, tmp_path):
+    from agents.benchmark.cells import prepare_policies
+    from agents.benchmark.tasks import _TASKS
+
+    salsa = dataclasses.replace(tiny_unseen, held_out_gpt=dataclasses.replace(tiny_unseen.held_out_gpt,
+                                                                               exclude_genre="Salsa"))
+    monkeypatch.setitem(_TASKS._items, "unseen-genre", salsa)
+    with pytest.raises(SystemExit, match="unseen-genre.*Salsa.*genres are Ballet, ChaCha, HipHop, Tango, Waltz"):
+        prepare_policies([CellSpec("unseen-genre", "pretrained", 0, 0)], tmp_path, progress=False)
+    assert not (tmp_path / "cells").exists()

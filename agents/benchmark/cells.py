@@ -101,7 +101,10 @@ def prepare_policies(specs: list[CellSpec], out: Path, progress: bool = True) ->
         seen.add(key)
         task = get_task(spec.task).with_overrides(**asdict(spec.overrides))
         task.check_available()
-        task.with_policy_ready(progress=progress)
+        try:
+            task.with_policy_ready(progress=progress)
+        except (ValueError, FileNotFoundError) as e:  # e.g. a dataset without the held-out genre
+            raise SystemExit(f"task {spec.task!r}: cannot train its pretrained GPT: {e}") from e
 
 
 def run_cell(spec: CellSpec, out: Path) -> dict:

@@ -124,7 +124,8 @@ def _train(recipe: GPTRecipe, data: str, tokenizer: str, folder: Path, progress:
     train_main(args)
     best = run / "best"
     src = best if (best / "gpt.json").is_file() else run   # the best validation point, as shipped
+    for stale in folder.glob(f".{POLICY}.*.tmp"):  # an export killed half-way (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = folder / f".{POLICY}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     export_weights(src, tmp, extra_state={"benchmark_recipe": {**asdict(recipe), "steps": steps, "seed": seed}})
     os.replace(tmp, folder / POLICY)  # last: a folder named policy/ is a finished GPT
