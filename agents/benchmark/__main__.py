@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from agents.benchmark.algorithms import algorithm_names
-from agents.benchmark.cells import CellSpec, Overrides, run_cells
+from agents.benchmark.algorithms import REFERENCES, algorithm_names
+from agents.benchmark.cells import CellSpec, Overrides, prepare_policies, run_cells
 from agents.benchmark.report import write_report
 from agents.benchmark.tasks import TaskNotAvailable, get_task, task_names
 
@@ -20,15 +20,27 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m agents.benchmark",
-                                 description="RL algorithms side by side on DuetAccompany-v0 tasks.")
-    ap.add_argument("--tasks", default="in-distribution", help=f"comma-separated, of: {', '.join(task_names())}")
-    ap.add_argument("--algos", default="pretrained,random,ac",
-                    help=f"comma-separated, of: {', '.join(algorithm_names())}")
+def build_parser(cards: bool = False) -> argparse.ArgumentParser:
+    """The benchmark's options; ``cards``: those of ``python -m agents.benchmark cards`` (every
+    task by default, the reference algorithms only, no training budget, ``--cards FILE``)."""
+    if cards:
+        ap = argparse.ArgumentParser(prog="python -m agents.benchmark cards",
+                                     description="Task cards: the reference rows (" + ", ".join(REFERENCES)
+                                     + ") of every task and its headroom, as markdown.")
+        ap.add_argument("--tasks", default=",".join(task_names()), help="comma-separated (default: every task)")
+        ap.add_argument("--cards", type=Path, default=None, help="the markdown file (default OUT/tasks.md)")
+    else:
+        ap = argparse.ArgumentParser(prog="python -m agents.benchmark",
+                                     description="RL algorithms side by side on DuetAccompany-v0 tasks "
+                                                 "(`python -m agents.benchmark cards --help`: the task cards).")
+        ap.add_argument("--tasks", default="in-distribution", help=f"comma-separated, of: {', '.join(task_names())}")
+        ap.add_argument("--algos", default="pretrained,random,ac",
+                        help=f"comma-separated, of: {', '.join(algorithm_names())}")
+        ap.add_argument("--steps", type=int, default=None,
+                        help="training env steps per cell (default 8192; --quick 256)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per (task, algorithm)")
-    ap.add_argument("--steps", type=int, default=None, help="training env steps per cell (default 8192; --quick 256)")
-    ap.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="output folder")
+    ap.add_argument("--out", type=Path, default=Path("runs/benchmark"),
+                    help="output folder (cells already finished in it are reused)")
     ap.add_argument("--workers", type=int, default=1, help="cells run as this many local processes (--backend local)")
     ap.add_argument("--backend", choices=("local", "ray"), default="local",
                     help="local processes (default), or Ray tasks (optional extra duet[distributed])")
@@ -75,22 +87,62 @@ def specs_from_args(args: argparse.Namespace) -> list[CellSpec]:
             for t in tasks for a in algos for s in range(args.seeds)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_backend(args: argparse.Namespace) -> None:
+    """``--backend ray`` without the extra, or ``--address`` without it: stop before anything runs."""
     if args.backend == "ray":
-        from agents.benchmark.ray_backend import import_ray, run_cells_ray
+        from agents.benchmark.ray_backend import import_ray
 
-        import_ray()  # without the extra: say so before anything runs
+        import_ray()
     elif args.address is not None:
         raise SystemExit("--address needs --backend ray")
+
+
+def run_specs(specs: list[CellSpec], args: argparse.Namespace) -> list[dict]:
+    """Every cell on the chosen backend, after the held-out GPTs they start from are ready
+    (unseen-genre's, trained once here on every core)."""
+    prepare_policies(specs, args.out, progress=not args.no_progress)
+    if args.backend == "ray":
+        from agents.benchmark.ray_backend import run_cells_ray
+
+        return run_cells_ray(specs, args.out, address=args.address, cpus_per_cell=args.ray_cpus_per_cell,
+                             progress=not args.no_progress)
+    return run_cells(specs, args.out, workers=args.workers, progress=not args.no_progress)
+
+
+def cards_main(argv: list[str]) -> int:
+    """``python -m agents.benchmark cards``: run the reference cells of every task (finished ones
+    are reused) and write one card per task."""
+    from agents.benchmark.cards import write_cards
+
+    args = build_parser(cards=True).parse_args(argv)
+    check_backend(args)
+    args.algos, args.steps = ",".join(REFERENCES), 0  # references do not train
+    specs = specs_from_args(args)
+    rows = run_specs(specs, args)
+    stale = [f"{r['task']}/{r['algo']}/seed{r['seed']}" for r, s in zip(rows, specs)
+             if (r["eval"]["clips"], r["eval"]["tokens"]) != (s.eval_clips, s.eval_tokens)]
+    if stale:
+        raise SystemExit(f"cells {stale} in {args.out} were scored on other test episodes than asked "
+                         f"({specs[0].eval_clips or 'all'} clips × {specs[0].eval_tokens or 'whole'} tokens): "
+                         "use another --out, or the same --quick / --eval-clips / --eval-tokens")
+    overrides = Overrides(args.data, args.tokenizer, args.policy)
+    tasks = [get_task(t).with_overrides(**vars(overrides)) for t in _names(args.tasks)]
+    command = "python -m agents.benchmark cards " + shlex.join(argv)
+    path = write_cards(rows, args.cards or args.out / "tasks.md", tasks, command)
+    print(f"{len(tasks)} task card(s) -> {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "cards":
+        return cards_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    check_backend(args)
     specs = specs_from_args(args)
     started = time.perf_counter()
-    if args.backend == "ray":
-        rows = run_cells_ray(specs, args.out, address=args.address, cpus_per_cell=args.ray_cpus_per_cell,
-                             progress=not args.no_progress)
-    else:
-        rows = run_cells(specs, args.out, workers=args.workers, progress=not args.no_progress)
-    command = "python -m agents.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    rows = run_specs(specs, args)
+    command = "python -m agents.benchmark " + shlex.join(argv)
     jsonl, md = write_report(rows, args.out, command)
     done = sum(not r["skipped"] for r in rows)
     print(f"{len(rows)} cells ({done} run, {len(rows) - done} already done) in "

@@ -6,7 +6,9 @@ used and its learning curve. Scoring is not the algorithm's business: :mod:`agen
 scores every one the same way, so rows of a table differ only by how the policy was trained.
 
 - ``pretrained``, ``random`` and ``gt-tokens`` (the ground-truth followers' tokens replayed):
-  the references that show a task's headroom (no training, 0 env steps).
+  the references that show a task's headroom (no training, 0 env steps); ``gt``: the recorded
+  ground-truth follower motion itself, scored offline without the env (:data:`REFERENCES`, the
+  rows of the task cards, :mod:`agents.benchmark.cards`).
 - ``offpolicy`` and ``ac``: :func:`agents.finetune.run` with the cell's budget (resumable).
 - ``ppo`` and ``a2c``: stable-baselines3 on :class:`agents.sb3.GPTPolicy` (the same network,
   started from the same GPT), hyperparameters from ``agents/hyperparams/ppo.yml``.
@@ -43,6 +45,8 @@ class Trained:
     curve: list[dict] = field(default_factory=list)   # [{"env_steps": n, "train_reward": r}, ...]
     # a policy made from the test episodes themselves (ground-truth replay), used instead of ``policy``
     episode_policy: Callable[[list], object] | None = None
+    # follower joints given directly for the test episodes (no env, no policy): scored offline
+    recorded_followers: Callable[[list], list] | None = None
 
     def policy_for(self, clips: list) -> object:
         """The policy to score on ``clips`` (the task's test episodes)."""
@@ -55,6 +59,7 @@ class Algorithm:
     description: str
     train: Callable[[Task, Path, Budget], Trained]
     resumable: bool = False          # a killed cell continues (else its directory is started afresh)
+    needs_policy: bool = True        # starts from the task's GPT (a held-out GPT is made ready first)
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,6 +84,13 @@ def _gt_tokens(task: Task, workdir: Path, budget: Budget) -> Trained:
         bank = episode_clips(clips, load_tokenizer(task.tokenizer), with_follower=True)
         return ReplayPolicy([b.follower_tokens for b in bank])
     return Trained(None, episode_policy=replay)
+
+
+def _ground_truth(task: Task, workdir: Path, budget: Budget) -> Trained:
+    """The test clips' recorded ground-truth followers, scored without the env (as
+    ``agents.reward_table``'s ``gt`` row: no tokenizer, so ``skating`` has no decoder root velocity
+    and scores its planted-foot fallback; rule_error_cm is 0 by definition)."""
+    return Trained(None, recorded_followers=lambda clips: [c.follower.joints for c in clips])
 
 
 def _finetune(algo: str) -> Callable[[Task, Path, Budget], Trained]:
@@ -188,9 +200,11 @@ algorithm_names = _ALGOS.names
 get_algorithm = _ALGOS.get  # unknown name: KeyError naming the known ones
 
 register_algorithm(Algorithm("pretrained", "the task's pretrained GPT, greedy, no training", _pretrained))
-register_algorithm(Algorithm("random", "uniformly random tokens", _random))
+register_algorithm(Algorithm("random", "uniformly random tokens", _random, needs_policy=False))
 register_algorithm(Algorithm("gt-tokens", "the test followers' own tokens replayed (ground truth as the env plays it)",
-                             _gt_tokens))
+                             _gt_tokens, needs_policy=False))
+register_algorithm(Algorithm("gt", "the recorded ground-truth follower motion, scored offline (no env)",
+                             _ground_truth, needs_policy=False))
 register_algorithm(Algorithm("offpolicy", "agents.finetune --algo offpolicy (memory replay, Duolando)",
                              _finetune("offpolicy"), resumable=True))
 register_algorithm(Algorithm("ac", "agents.finetune --algo ac (on-policy actor-critic, Bailando)",
@@ -199,3 +213,7 @@ register_algorithm(Algorithm("ppo", "stable-baselines3 PPO on agents.sb3.GPTPoli
 register_algorithm(Algorithm("a2c", "stable-baselines3 A2C on agents.sb3.GPTPolicy", _sb3("a2c", "tokens")))
 register_algorithm(Algorithm("ppo-mlp", "stable-baselines3 PPO, MlpPolicy from scratch on the features observation",
                              _sb3("ppo", "features")))
+
+# The reference rows of a task card: what the recorded ground truth, its tokens as the env plays
+# them, the task's pretrained GPT and random tokens score (headroom = gt-tokens − pretrained).
+REFERENCES = ("gt", "gt-tokens", "pretrained", "random")

@@ -58,12 +58,53 @@ class CellSpec:
 def score(task, trained, seed: int, eval_clips: int, eval_tokens: int) -> dict[str, float]:
     """Greedy rollouts of the trained policy on the task's fixed test episodes: every reward
     component, BAS, BED, FID_k, FID_cd, contact, penetration, rule_error_cm; NaN -> None in the row
-    (:func:`agents.finetune.evaluate_policy`, the same for every algorithm)."""
+    (:func:`agents.finetune.evaluate_policy`, the same for every algorithm). Recorded motion (the
+    ``gt`` row) has no policy to roll out: :func:`score_motion` scores it with the same metrics."""
     from agents.finetune import evaluate_policy
 
     clips = task.test_clips(eval_clips, eval_tokens)
+    if trained.recorded_followers is not None:
+        return score_motion(clips, trained.recorded_followers(clips), task.reference(), task.reward)
     return evaluate_policy(trained.policy_for(clips), clips, task.reference(), task.reward, seed, task.tokenizer,
                            observation=trained.observation)
+
+
+def score_motion(clips, followers, reference, reward) -> dict[str, float]:
+    """The row :func:`agents.finetune.evaluate_policy` gives, for follower joints given directly:
+    the reward per token of each clip (the env's 32-frame contexts, :func:`agents.reward_table.score_offline`)
+    averaged over clips as the env rows are, and the same metrics on the same duets."""
+    import numpy as np
+
+    from agents.evaluate import duets_of, rule_error_cm
+    from agents.reward_table import score_offline
+    from duet_env.metrics import evaluate_duets
+
+    per_clip = [score_offline([c], [f], reward) for c, f in zip(clips, followers)]
+    row = {"reward": float(np.mean([r["reward"] for r in per_clip]))}
+    for name in per_clip[0]:
+        if name not in ("reward", "tokens"):
+            row[f"r_{name}"] = float(np.mean([r[name] for r in per_clip]))
+    metrics = evaluate_duets(duets_of(clips, followers), reference)
+    row.update({k: float(metrics[k]) for k in ("BAS", "BED", "FID_k", "FID_cd", "contact_freq", "penetration")})
+    row["rule_error_cm"] = rule_error_cm(clips, followers)
+    return row
+
+
+def prepare_policies(specs: list[CellSpec], out: Path, progress: bool = True) -> None:
+    """Train (once, cached) every held-out GPT an unfinished cell will start from, here, before the
+    cells run: in this process it gets every core, and the cells then find it ready."""
+    seen = set()
+    for spec in specs:
+        key = (spec.task, spec.overrides)
+        if key in seen or (spec.directory(out) / RESULT).is_file() or not get_algorithm(spec.algo).needs_policy:
+            continue
+        seen.add(key)
+        task = get_task(spec.task).with_overrides(**asdict(spec.overrides))
+        task.check_available()
+        try:
+            task.with_policy_ready(progress=progress)
+        except (ValueError, FileNotFoundError) as e:  # e.g. a dataset without the held-out genre
+            raise SystemExit(f"task {spec.task!r}: cannot train its pretrained GPT: {e}") from e
 
 
 def run_cell(spec: CellSpec, out: Path) -> dict:
@@ -75,6 +116,8 @@ def run_cell(spec: CellSpec, out: Path) -> dict:
     task = get_task(spec.task).with_overrides(**asdict(spec.overrides))
     task.check_available()
     algo = get_algorithm(spec.algo)
+    if algo.needs_policy:  # unseen-genre: its GPT, trained once and cached (outside the cell's clock)
+        task = task.with_policy_ready()
     workdir = cell / "train"
     if cell.exists() and not algo.resumable:
         shutil.rmtree(cell)  # a killed non-resumable cell: start afresh
@@ -90,7 +133,7 @@ def run_cell(spec: CellSpec, out: Path) -> dict:
            "env_steps": trained.env_steps, "train_s": train_s, "wall_s": time.perf_counter() - started,
            "metrics": metrics, "curve": trained.curve,
            "eval": {"clips": spec.eval_clips, "tokens": spec.eval_tokens, "mode": "greedy"},
-           "overrides": asdict(spec.overrides)}
+           "overrides": asdict(spec.overrides), "policy": task.policy if algo.needs_policy else None}
     atomic_write_json(result, row)
     return {**row, "skipped": False}
 

@@ -1,6 +1,7 @@
 """Command line: train (default), ``evaluate`` or ``export`` the follower GPT.
 
     python -m pretrain.gpt --data synth --config small --tokenizer default --out runs/gpt [--resume]
+    python -m pretrain.gpt --exclude-genre HipHop --out runs/gpt-no-hiphop     # without a genre
     python -m pretrain.gpt evaluate --checkpoint runs/gpt --tokenizer default --data synth --split test --json OUT
     python -m pretrain.gpt export --checkpoint runs/gpt --out duet_env/checkpoints/default
 
@@ -38,6 +39,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="stop with a checkpoint after this much wall time (resume later with --resume)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise (pretrain/precision.py)")
+    p.add_argument("--exclude-genre", action="append", default=[], metavar="G",
+                   help="train (and validate) without the clips of genre G; repeatable or a comma list "
+                        "(recorded in the checkpoint; the unseen-genre benchmark task's GPT)")
     return p
 
 

@@ -278,6 +278,7 @@ def main(args) -> dict:
     """``python -m pretrain.gpt`` (see __main__.py for the arguments); under torchrun, one rank."""
     from .config import load_config
     from .data import load_split_tokens
+    from .genres import STATE_KEY as EXCLUDED_KEY, check_resume_exclusion, exclude_genres, genres_of, parse_genres
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -292,11 +293,17 @@ def main(args) -> dict:
         with distributed.main_first():  # rank 0 tokenises into the cache, the others read it
             clips, sizes = load_split_tokens(args.data, "train", args.tokenizer, cache_folder=cache,
                                              progress=main_rank and not args.quiet)
+        excluded = parse_genres(getattr(args, "exclude_genre", None))
+        if excluded:  # before the hold-out: the excluded genres are not validated on either
+            clips = exclude_genres(clips, genres_of(args.data), excluded)
+        if args.resume:
+            check_resume_exclusion(out, excluded)
         clips, val_clips = hold_out(clips, float(config["train"].get("validation_fraction", 0.0)))
         state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
                       overwrite=args.overwrite, device=str(device), progress=not args.quiet,
                       max_minutes=args.max_minutes, precision=args.precision,
-                      extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data)}, val_clips=val_clips)
+                      extra_state={"tokenizer": str(args.tokenizer), "data": str(args.data),
+                                   EXCLUDED_KEY: excluded, "train_clips": len(clips)}, val_clips=val_clips)
         if main_rank:
             ranks = distributed.world_size()
             print(f"trained {state['step']} steps, loss {state['loss']:.4f}"
