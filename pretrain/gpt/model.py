@@ -77,6 +77,9 @@ class Block(nn.Module):
         b, n, d = x.shape
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=0.0)  # attention dropout costs a (B,h,N,N) mask draw: too slow on CPU
+        if not self.training:  # the same without dropout's calls (KV-cached steps are dispatch-bound)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+            return x + self.mlp(self.ln2(x))
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -248,14 +251,16 @@ class FollowerGPT(nn.Module):
         self.music_std.copy_(std.clamp_min(1e-4))
 
     # -- input checks -------------------------------------------------------------------
-    def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor) -> None:
+    def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
+                     window: int | None = None) -> None:
         """Shapes, finite music and id ranges. The window arch takes exactly the observation
-        window (history H); the streaming arch any history h ≥ 1 (training uses longer ones)."""
+        window (history H); the streaming arch any history h ≥ 1 (training uses longer ones).
+        ``window`` (w, with h = w): check a slice of w times of each input instead (a KV-cached step)."""
         b = music.shape[0] if music.ndim == 3 else None
         h = self.history
         if self.streaming and follower.ndim == 3 and follower.shape[1] >= 1:
             h = follower.shape[1]
-        w = window_length(h, self.lookahead)
+        w = window_length(h, self.lookahead) if window is None else window
         problems = []
         if music.shape != (b, w, self.config["music_dim"]):
             problems.append(f"music {tuple(music.shape)} != (B, {w}, {self.config['music_dim']})")
