@@ -157,3 +157,20 @@ def test_other_formats(tmp_path, click_wav, fmt):
 def test_beat_frames_rejects_wrong_shape():
     with pytest.raises(ValueError, match="54"):
         music.beat_frames(np.zeros((10, 53)))
+
+
+@pytest.mark.parametrize("seconds", [0.3, 6.0])
+def test_fast_hpss_equals_librosa_bit_for_bit(seconds):
+    import librosa
+
+    from duet_env.hpss import hpss
+
+    y = click_track(seconds, sr=music.SAMPLE_RATE)  # 0.3 s: shorter than the median window
+    y += 0.05 * np.random.default_rng(1).standard_normal(y.size).astype(np.float32)
+    ours, theirs = hpss(y), librosa.effects.hpss(y)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == y.shape
+        assert np.array_equal(a, b)
+    assert not np.array_equal(ours[0], ours[1])  # harmonic and percussive parts differ
+    with pytest.raises(ValueError, match="mono"):
+        hpss(np.zeros((2, 100), np.float32))
