@@ -89,8 +89,9 @@ def map_ordered(fn: Callable[[Any, T], R], items: Sequence[T], workers: int | No
     every call without being sent per task (forked workers inherit it). ``meanwhile`` runs in
     the calling process once the tasks are submitted (e.g. warming up what comes next); it runs
     in the serial path too, after the loop. In a daemonic process (which may not start children,
-    e.g. a SubprocVecEnv worker) the serial loop runs whatever ``workers`` says. A task's exception is raised here, in input order,
-    after the pending tasks are cancelled. A tqdm bar named ``desc`` counts finished items.
+    e.g. a SubprocVecEnv worker) the serial loop runs whatever ``workers`` says. A task's
+    exception is raised here, in input order, after the pending tasks are cancelled. A tqdm bar
+    named ``desc`` counts finished items.
     """
     global _SHARED
     from tqdm.auto import tqdm
