@@ -11,6 +11,13 @@ vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 en
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
 streaming decoder's time for the same tokens, so the env's overhead over decoding is visible.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
+
+Memory: the peak resident set size (``ru_maxrss``) of a process that makes one env, and of one
+that makes a 64-env vector env, each then stepping 200 times; each in its own fresh Python
+process, so the numbers do not mix (the data load's transient arrays count: it is a peak). Beside
+it the process's RSS after the steps and the clip bank's arrays (shared by all envs of a
+process). Worker processes of a first ``gym.make`` (:mod:`duet_env.workers`) are separate
+processes and not included; with warm caches they only load clips.
 """
 from __future__ import annotations
 
@@ -171,6 +178,42 @@ def decoder_time(reps: int = 500) -> float:
         return (time.perf_counter() - t0) / reps
 
 
+MEMORY_CHILD = r"""
+import json, resource, sys
+import gymnasium as gym
+import numpy as np
+import duet_env
+n = int(sys.argv[1])
+env = gym.make("DuetAccompany-v0") if n == 1 else gym.make_vec("DuetAccompany-v0", num_envs=n)
+env.reset(seed=0)
+env.action_space.seed(0)
+for _ in range(200):
+    terminated = env.step(env.action_space.sample())[2]
+    if n == 1 and terminated:
+        env.reset()
+with open("/proc/self/statm") as f:
+    rss_now = int(f.read().split()[1]) * resource.getpagesize()
+bank = env.unwrapped.core.clips if n == 1 else env.core.clips
+arrays = {id(a): a.nbytes for c in bank for a in (c.music, c.leader_joints, c.leader_tokens, c.follower_joints,
+                                                   c.follower_tokens) if a is not None}
+print("RESULT " + json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                              "now": rss_now, "bank": sum(arrays.values())}))
+"""
+
+
+def memory(num_envs: int) -> dict:
+    """Peak RSS, RSS after 200 steps and clip-bank bytes of a fresh process with ``num_envs`` envs."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(num_envs)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe with {num_envs} envs failed:\n{proc.stderr[-2000:]}")
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
@@ -207,6 +250,11 @@ def main():
     d = decoder_time()
     rows.append(("bare streaming decoder step (B=1)", f"{d * 1e3:.3f} ms"))
     rows.append(("env step / decoder step", f"{(1 / s_tokens) / d:.2f}x"))
+    for n in (1, 64):
+        m = memory(n)
+        rows.append((f"peak RSS, {n} env{'s' if n > 1 else ''} (own process)",
+                     f"{m['peak'] / 2**20:,.0f} MB (after 200 steps {m['now'] / 2**20:,.0f} MB; "
+                     f"clip bank {m['bank'] / 2**20:,.0f} MB)"))
     width = max(len(r[0]) for r in rows)
     assert torch.get_num_threads() == user_threads, "an env changed the process's torch threads"
     print(f"torch threads: {user_threads} (process), load average at start: {load}")

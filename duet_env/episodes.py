@@ -53,10 +53,38 @@ def _tokenizer_id(tokenizer) -> str:
     return getattr(tokenizer, "fingerprint", None) or repr(sorted(tokenizer.codebook_sizes.items()))
 
 
+def _encode_one(shared: tuple, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Tokens of job ``i`` of ``shared = (tokenizer, [(leader joints, follower joints or None)])``
+    (a task of :func:`episode_clips`, in this process or a worker)."""
+    tokenizer, jobs = shared
+    enc = tokenizer.encode(*jobs[i])
+    return enc["leader"], enc.get("follower")
+
+
+def _encode_all(tokenizer, jobs: list, workers: int | None) -> list:
+    """Tokens of every job, on one torch thread per process; spread over ``workers`` processes
+    when the tokenizer is on the CPU (a CUDA context does not survive a fork)."""
+    from .threads import torch_threads
+    from .workers import map_ordered, resolve_workers
+
+    workers = resolve_workers(workers)
+    if str(getattr(tokenizer, "device", "cpu")) != "cpu":
+        workers = 1
+    with torch_threads(1):
+        return map_ordered(_encode_one, range(len(jobs)), workers, shared=(tokenizer, jobs),
+                           desc="tokenizing clips", progress=len(jobs) > 1)
+
+
 def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
-                  with_follower: bool = True) -> list[EpisodeClip]:
+                  with_follower: bool = True, workers: int | None = None) -> list[EpisodeClip]:
     """Trim clips to whole tokens and encode them, reusing an on-disk token cache when
-    ``cache_key`` names the source (dataset root + split)."""
+    ``cache_key`` names the source (dataset root + split).
+
+    The encoder runs on one torch thread, whatever the caller's setting: its tokens are then the
+    same on every machine (on two threads a few in 10⁴ differed, float sums in another order),
+    and it is faster. Clips are encoded on ``workers`` processes (:mod:`duet_env.workers`;
+    None = ``$DUET_WORKERS`` or the cores), with the same tokens.
+    """
     cache_file = None
     if cache_key is not None:
         digest = hashlib.sha1(json.dumps([cache_key, _tokenizer_id(tokenizer), [c.name for c in clips],
@@ -68,7 +96,7 @@ def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
             cached = dict(np.load(cache_file))
         except (OSError, ValueError):  # a torn cache file is rebuilt, not trusted
             cached = None
-    out, to_save = [], {}
+    trimmed, jobs = [], []
     for i, c in enumerate(clips):
         n = len(c) // TOKEN_FRAMES
         if n < 1:
@@ -76,12 +104,17 @@ def episode_clips(clips: list[Clip], tokenizer, cache_key: str | None = None,
         t = n * TOKEN_FRAMES
         lj = c.leader.joints[:t]
         fj = c.follower.joints[:t] if with_follower else None
+        trimmed.append((t, lj, fj))
+        if not (cached is not None and f"l{i}" in cached):
+            jobs.append((lj, fj))
+    encoded = iter(_encode_all(tokenizer, jobs, workers) if jobs else [])
+    out, to_save = [], {}
+    for i, (c, (t, lj, fj)) in enumerate(zip(clips, trimmed)):
         if cached is not None and f"l{i}" in cached:
             lt = cached[f"l{i}"]
             ft = cached.get(f"f{i}")
         else:
-            enc = tokenizer.encode(lj, fj)
-            lt, ft = enc["leader"], enc.get("follower")
+            lt, ft = next(encoded)
         to_save[f"l{i}"] = lt
         if ft is not None:
             to_save[f"f{i}"] = ft

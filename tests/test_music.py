@@ -157,3 +157,35 @@ def test_other_formats(tmp_path, click_wav, fmt):
 def test_beat_frames_rejects_wrong_shape():
     with pytest.raises(ValueError, match="54"):
         music.beat_frames(np.zeros((10, 53)))
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.7, 6.0])
+def test_fast_hpss_equals_librosa_bit_for_bit(seconds):
+    import librosa
+
+    from duet_env.hpss import hpss
+
+    y = click_track(seconds, sr=music.SAMPLE_RATE)  # 10, 22 and 181 frames: around the median window
+    y += 0.05 * np.random.default_rng(1).standard_normal(y.size).astype(np.float32)
+    ours, theirs = hpss(y), librosa.effects.hpss(y)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == y.shape
+        assert np.array_equal(a, b)
+    assert not np.array_equal(ours[0], ours[1])  # harmonic and percussive parts differ
+    with pytest.raises(ValueError, match="mono"):
+        hpss(np.zeros((2, 100), np.float32))
+
+
+@pytest.mark.parametrize("cols", [1, 9, 15, 16, 20, 31, 200])
+def test_median_filter_rows_equals_scipys_2d_filter(cols):
+    from scipy.ndimage import median_filter
+
+    from duet_env.hpss import median_filter_rows
+
+    rng = np.random.default_rng(cols)
+    x = rng.integers(0, 7, (13, cols)).astype(np.float32)  # many ties
+    x[0] = rng.random(cols)
+    assert np.array_equal(median_filter_rows(x), median_filter(x, size=(1, 31), mode="reflect"))
+    assert np.array_equal(median_filter_rows(x, 5), median_filter(x, size=(1, 5), mode="reflect"))
+    with pytest.raises(ValueError, match="odd"):
+        median_filter_rows(x, 4)

@@ -397,9 +397,25 @@ def load_clip(files: ClipFiles, model_path: str | os.PathLike | None = None) -> 
     return _clip_from_arrays(files, arrays)
 
 
+def _load_one(model_path: str | None, files: ClipFiles) -> Clip | DataError:
+    """One clip, or its DataError as a value (a worker task of :func:`load_split`: the caller
+    raises or reports the errors in clip order, as the serial loop would)."""
+    try:
+        return load_clip(files, model_path)
+    except DataError as exc:
+        return exc
+
+
+def _needs_music(files: ClipFiles, model_path: str | None) -> bool:
+    """Whether loading the clip computes music features (no prepare-cache entry, no music cache)."""
+    from .. import music
+
+    return not is_cached(files, model_path) and not music.cache_path(files.music).is_file()
+
+
 def load_split(data: str | os.PathLike, split: Literal["train", "test", "all"],
                model_path: str | os.PathLike | None = None, progress: bool = True,
-               on_error: Literal["raise", "skip"] = "raise") -> list[Clip]:
+               on_error: Literal["raise", "skip"] = "raise", workers: int | None = None) -> list[Clip]:
     """Every clip of ``split`` ("train", "test" or "all") of a dataset, sorted by name: the one
     dataset entry point (``duet_env.data.load_split``).
 
@@ -408,24 +424,35 @@ def load_split(data: str | os.PathLike, split: Literal["train", "test", "all"],
 
     ``on_error="skip"`` skips malformed clips, warning with each file name; ``"raise"`` raises
     the first DataError.
+
+    ``workers``: processes that load (and, on a fresh cache, generate) the clips
+    (:mod:`duet_env.workers`; None = ``$DUET_WORKERS`` or the cores, 1 = this process only);
+    the clips are the same either way.
     """
-    from tqdm.auto import tqdm
+    from .. import music
+    from ..workers import map_ordered, resolve_workers
 
     _check_on_error(on_error)
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}")
-    clips, problems = scan(resolve_root(data))
+    workers = resolve_workers(workers)
+    clips, problems = scan(resolve_root(data, workers=workers))
     problems = [(w, m) for w, m in problems if _problem_split(w) in (split, None) or split == "all"]
     _report(problems, on_error)
     chosen = [c for c in clips if split == "all" or split_of(c.name) == split]
+    model = None if model_path is None else str(model_path)
+    if workers > 1 and not music.warmed_up() and any(_needs_music(f, model) for f in chosen):
+        music.warm_up()  # compile librosa's numba kernels once, here, before the workers fork
+    loaded = map_ordered(_load_one, chosen, workers, shared=model, desc=f"loading {split} clips",
+                         progress=progress)
     out: list[Clip] = []
-    for files in tqdm(chosen, desc=f"loading {split} clips", unit="clip", disable=not progress):
-        try:
-            out.append(load_clip(files, model_path))
-        except DataError as exc:
+    for files, clip in zip(chosen, loaded):
+        if isinstance(clip, DataError):
             if on_error == "raise":
-                raise
-            _report([(files.name, str(exc))], on_error)
+                raise clip
+            _report([(files.name, str(clip))], on_error)
+        else:
+            out.append(clip)
     return out
 
 

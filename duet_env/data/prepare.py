@@ -69,15 +69,6 @@ def _prepare_one(files: dd100.ClipFiles, model_path: str | None, target: Path) -
         return files.name, f"{type(exc).__name__}: {exc}"
 
 
-def _warm_up_music_jit() -> None:
-    import numpy as np
-
-    from ..music import SAMPLE_RATE, features_from_audio
-
-    noise = np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
-    features_from_audio(noise, SAMPLE_RATE)
-
-
 def _init_worker() -> None:
     import torch
 
@@ -125,7 +116,9 @@ def prepare(root: str | os.PathLike, model_path: str | os.PathLike | None = None
         # librosa's numba functions are compiled into an on-disk cache on first use; workers
         # compiling them at the same time on a fresh install corrupt it (seen as segfaults),
         # so compile once here before any worker starts.
-        _warm_up_music_jit()
+        from ..music import warm_up
+
+        warm_up()
         # spawn: forking a process that already holds torch/OpenMP threads can deadlock.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker) as pool:
