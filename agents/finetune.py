@@ -80,6 +80,7 @@ from duet_env.observations import TokensObservation
 from duet_env.tokenizer import Tokenizer
 from duet_env.tokens import window_length
 from pretrain.gpt import FollowerPolicy
+from pretrain.gpt.stream import FollowerStream
 from pretrain.gpt.policy import load_model
 from rewards import make_reward
 
@@ -141,11 +142,14 @@ class Critic(nn.Module):
     @classmethod
     def for_model(cls, model) -> "Critic":
         """The critic of a FollowerGPT's state (its width, its streams)."""
-        return cls(model.config["width"], model.mask.shape[0] // model.length)
+        return cls(model.config["width"], model.n_streams)
 
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        b = state.shape[0]
-        last = state.view(b, self.n_streams, -1, state.shape[-1])[:, :, -1]  # (B, S, D)
+    def forward(self, state: torch.Tensor, decisions: int = 1) -> torch.Tensor:
+        """V of the last ``decisions`` positions of a (B, S·L, D) state -> (B · decisions,),
+        episode-major (a window state has one decision; an episode sequence has E)."""
+        b, d = state.shape[0], state.shape[-1]
+        last = state.view(b, self.n_streams, -1, d)[:, :, -decisions:]  # (B, S, n, D)
+        last = last.permute(0, 2, 1, 3).reshape(-1, self.n_streams, d)
         return self.out(self.encoder(self.inp(last)).mean(1)).squeeze(-1)
 
 
@@ -186,11 +190,17 @@ class EpisodeMemory:
         return mem
 
 
-def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: int, pad_leader, pad_follower):
+def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: int, pad_leader, pad_follower,
+                    sequences: bool = False):
     """Rebuild the "tokens" observations of every step of every episode in ``ep``.
 
     Returns music (N·E, W, 216) float32, leader (N·E, W, 4) int64, follower (N·E, H, 5) int64,
     exactly as :class:`duet_env.observations.TokensObservation` shows them during the rollout.
+
+    ``sequences=True`` (streaming-architecture GPT) returns instead one window per episode, of
+    history H − 1 + E: music (N, H + E + A, 216), leader (N, H + E + A, 4), follower
+    (N, H − 1 + E, 5), whose last E positions are exactly the episode's E decisions
+    (pretrain/gpt/stream.py), so a single forward pass scores a whole episode.
     """
     n, e = ep["actions"].shape[:2]
     w = window_length(history, lookahead)
@@ -205,6 +215,8 @@ def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: 
         music[i, history:history + e] = m.music_tokens[ms:ms + e]
         leader[i, history:history + e] = c.leader_tokens[s:s + e]
         follower[i, history:] = ep["actions"][i]
+    if sequences:  # the padded arrays are the window of the last decision, history H − 1 + E
+        return music, leader, np.ascontiguousarray(follower[:, :-1])
     sw = np.lib.stride_tricks.sliding_window_view
     mus = sw(music, w, axis=1)[:, :e].transpose(0, 1, 3, 2).reshape(n * e, w, -1)
     lead = sw(leader, w, axis=1)[:, :e].transpose(0, 1, 3, 2).reshape(n * e, w, -1)
@@ -248,12 +260,13 @@ class Learner:
         with torch.no_grad():
             return self.model.state(music, leader, follower, self.split)
 
-    def logits(self, state) -> list[torch.Tensor]:
-        return self.model.head(state, self.split, last_only=True)
+    def logits(self, state, decisions: int = 1) -> list[torch.Tensor]:
+        """Per-stream logits (B · decisions, K_s) of the last ``decisions`` positions of ``state``."""
+        return _last_positions(self.model.head(state, self.split, last_only=decisions == 1), decisions)
 
-    def ref_logits(self, state) -> list[torch.Tensor]:
+    def ref_logits(self, state, decisions: int = 1) -> list[torch.Tensor]:
         with torch.no_grad():
-            return self.ref_model.head(state, self.split, last_only=True)
+            return _last_positions(self.ref_model.head(state, self.split, last_only=decisions == 1), decisions)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"policy/{k}": v for k, v in self.model.state_dict().items()}
@@ -263,6 +276,12 @@ class Learner:
     def load_tensors(self, t: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict({k[7:]: v for k, v in t.items() if k.startswith("policy/")})
         self.critic.load_state_dict({k[7:]: v for k, v in t.items() if k.startswith("critic/")})
+
+
+def _last_positions(logits: list[torch.Tensor], decisions: int) -> list[torch.Tensor]:
+    if decisions == 1:
+        return logits
+    return [lg[:, -decisions:].reshape(-1, lg.shape[-1]) for lg in logits]
 
 
 def log_prob_taken(logits: list[torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
@@ -339,6 +358,7 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
         core.reset_slot(i, c, s, e, music_from=(mc, ms))
         rec["clip"][i], rec["start"][i], rec["music_clip"][i], rec["music_start"][i] = c, s, mc, ms
     obs_type = TokensObservation()
+    stream = FollowerStream(learner.model)  # KV cache: the episodes run in lockstep from their start
     actions = np.zeros((n, e, len(FOLLOWER_STREAMS)), np.int64)
     rewards = np.zeros((n, e), np.float32)
     logp = np.zeros((n, e), np.float32)
@@ -349,7 +369,7 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
             music = torch.from_numpy(obs["music"]).view(b, core.W, -1).to(learner.device)
             leader = torch.from_numpy(obs["leader"]).view(b, -1, len(LEADER_STREAMS)).to(learner.device)
             follower = torch.from_numpy(obs["follower"]).view(b, -1, len(FOLLOWER_STREAMS)).to(learner.device)
-            logits = learner.logits(learner.state(music, leader, follower))
+            logits = stream.logits(music, leader, follower)  # = learner.logits(learner.state(...))
             a, lp = sample_tokens(logits, cfg.temperature, cfg.top_k, gen)
         a = a.cpu().numpy()
         r, _, _ = core.step(a)
@@ -361,8 +381,10 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
 # ------------------------------------------------------------------------------------------
 # updates
 def _batch_tensors(learner: Learner, core: DuetCore, ep: dict):
+    """Observations of the episodes ``ep`` (one window per step, or one sequence per episode for
+    a streaming GPT: :func:`episode_windows`), actions (N·E, 5), rewards and μ's log-probs (N, E)."""
     mus, lead, fol = episode_windows(core.clips, ep, core.history, core.lookahead,
-                                     core.leader_pad, core.follower_pad)
+                                     core.leader_pad, core.follower_pad, sequences=learner.model.streaming)
     d = learner.device
     return (torch.from_numpy(mus).to(d), torch.from_numpy(lead).to(d), torch.from_numpy(fol).to(d),
             torch.from_numpy(ep["actions"].reshape(-1, len(FOLLOWER_STREAMS))).to(d),
@@ -383,17 +405,18 @@ def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng:
             mb = {k: v[idx] for k, v in ep.items()}
             music, leader, follower, actions, rewards, logp_mu = _batch_tensors(learner, core, mb)
             m = len(idx)
+            d = e if learner.model.streaming else 1  # decisions per state row
             state = learner.state(music, leader, follower)
-            ref = learner.ref_logits(state)
+            ref = learner.ref_logits(state, d)
             for _ in range(cfg.actor_iters):
-                logits = learner.logits(state)
+                logits = learner.logits(state, d)
                 logp = log_prob_taken(logits, actions)
                 kl = kl_to_reference(logits, ref)
                 if off_policy and cfg.objective == "target":
                     pg = reward_target_loss(logits, actions, rewards)
                 else:
                     with torch.no_grad():
-                        delta = td_errors(learner.critic(state).view(m, e), rewards).reshape(-1)
+                        delta = td_errors(learner.critic(state, d).view(m, e), rewards).reshape(-1)
                         delta = delta / (delta.std() + 1e-6)
                         rho = torch.ones_like(delta)
                         if off_policy:
@@ -408,7 +431,7 @@ def update(learner: Learner, core: DuetCore, ep: dict, cfg: FinetuneConfig, rng:
                 stats["actor_loss"].append(pg.item())
                 stats["kl"].append(kl.item())
             for _ in range(cfg.critic_iters):
-                loss = critic_loss(learner.critic(state).view(m, e), rewards)
+                loss = critic_loss(learner.critic(state, d).view(m, e), rewards)
                 learner.copt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(learner.critic.parameters(), cfg.grad_clip)

@@ -78,6 +78,8 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
 
     tok = load_tokenizer(tokenizer, device) if isinstance(tokenizer, str) else tokenizer
     pol = load_policy(policy, device) if isinstance(policy, str) else policy
+    if hasattr(pol, "stream"):
+        pol = pol.stream()  # a KV cache: every slot starts at t = 0 and steps in lockstep
     history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
     lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD
     bank = episode_clips(clips, tok, with_follower=False)

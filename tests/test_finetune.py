@@ -80,22 +80,52 @@ def test_rebuilt_observations_equal_what_the_policy_saw(tiny_run_parts, monkeypa
     cfg, core, model = tiny_run_parts
     learner = ft.Learner(model, cfg, torch.device("cpu"))
     seen = []
-    orig = learner.state
+    orig = ft.FollowerStream.logits  # the rollout's (KV-cached) policy
 
-    def spy(music, leader, follower):
+    def spy(self, music, leader, follower, restart=None):
         seen.append((music.clone(), leader.clone(), follower.clone()))
-        return orig(music, leader, follower)
+        return orig(self, music, leader, follower, restart)
 
-    monkeypatch.setattr(learner, "state", spy)
+    monkeypatch.setattr(ft.FollowerStream, "logits", spy)
     ep = ft.collect(learner, core, cfg, np.random.default_rng(0), torch.Generator().manual_seed(0), 0, ood_share=0.5)
     mus, lead, fol = ft.episode_windows(core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad)
     n, e = ep["actions"].shape[:2]
+    assert len(seen) == e
     for t, (m, l, f) in enumerate(seen):  # seen[t] is the batch of all envs at step t
         for i in range(n):
             assert np.array_equal(mus[i * e + t], m[i].numpy())
             assert np.array_equal(lead[i * e + t], l[i].numpy())
             assert np.array_equal(fol[i * e + t], f[i].numpy())
     assert (ep["logp_mu"] <= 0).all() and np.isfinite(ep["rewards"]).all()
+
+
+def test_episode_sequences_score_every_step_as_its_window(tiny_run_parts):
+    """A streaming GPT's update scores each episode in one pass (episode_windows(sequences=True));
+    its logits, reference logits and critic values equal the per-step windows', and the rollout's
+    KV-cached sampling log-probs are those of the same policy."""
+    cfg, core, model = tiny_run_parts
+    assert model.streaming
+    learner = ft.Learner(model, cfg, torch.device("cpu"))
+    with torch.no_grad():  # a non-trivial policy head and critic
+        for p in [*learner.model.parameters(), *learner.critic.parameters()]:
+            p.add_(0.2 * torch.randn_like(p))
+    ep = ft.collect(learner, core, cfg, np.random.default_rng(1), torch.Generator().manual_seed(1), 0, 0.0)
+    n, e = ep["actions"].shape[:2]
+    args = (core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad)
+    win = [torch.from_numpy(x) for x in ft.episode_windows(*args)]
+    seq = [torch.from_numpy(x) for x in ft.episode_windows(*args, sequences=True)]
+    assert seq[2].shape[:2] == (n, core.history - 1 + e)
+    with torch.no_grad():
+        s_win, s_seq = learner.state(*win), learner.state(*seq)
+        for a, b in zip(learner.logits(s_win), learner.logits(s_seq, e)):
+            assert torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(learner.ref_logits(s_win), learner.ref_logits(s_seq, e)):
+            assert torch.allclose(a, b, atol=1e-5)
+        assert torch.allclose(learner.critic(s_win), learner.critic(s_seq, e), atol=1e-5)
+        actions = torch.from_numpy(ep["actions"].reshape(-1, 5))
+        logits = [lg / cfg.temperature for lg in learner.logits(s_seq, e)]
+        logp = ft.log_prob_taken(logits, actions).view(n, e).numpy()
+    assert np.allclose(logp, ep["logp_mu"], atol=1e-4)
 
 
 def _cfg(tiny_synth, tiny_tokenizer, tiny_gpt, **kw):

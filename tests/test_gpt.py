@@ -39,7 +39,8 @@ def fake_clip(rng: np.random.Generator, n: int, name: str = "c", rule: bool = Fa
 def model() -> FollowerGPT:
     torch.manual_seed(0)
     cfg = tiny_config()
-    cfg["history"], cfg["lookahead"], cfg["enc_layers"] = 5, 3, 2
+    # the first ("window") architecture; the streaming one has its own tests (test_gpt_stream.py)
+    cfg["arch"], cfg["history"], cfg["lookahead"], cfg["enc_layers"] = "window", 5, 3, 2
     m = FollowerGPT(cfg).eval()
     with torch.no_grad():  # larger random weights so every path carries a visible signal
         for p in m.parameters():

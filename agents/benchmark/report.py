@@ -19,7 +19,7 @@ from duet_env.atomic import atomic_write_text
 # The table's columns, in order (reward components r_* are inserted after "reward").
 HEAD = ["reward"]
 TAIL = ["BAS", "BED", "FID_k", "FID_cd", "rule_error_cm", "env_steps", "wall_s"]
-LOWER_IS_BETTER = {"BED", "FID_k", "FID_cd", "rule_error_cm"}
+LOWER_IS_BETTER = {"FID_k", "FID_cd", "rule_error_cm"}  # BED (beat echo) is an alignment score: higher is better
 
 
 def flat(row: dict) -> dict[str, float]:

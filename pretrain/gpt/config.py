@@ -7,7 +7,15 @@ A config is a flat dict of model sizes plus a ``train`` sub-dict of optimiser se
   add up to ``lookahead`` (see :func:`encoder_bands`);
 * ``history`` H, ``lookahead`` A — the observation window t−H … t+A (duet_env/tokens.py);
 * ``codebook_sizes`` — ``{up, down, lhand, rhand, transl}``, filled in from the tokenizer
-  the GPT is trained with (:func:`with_codebook_sizes`).
+  the GPT is trained with (:func:`with_codebook_sizes`);
+* ``arch`` — ``"streaming"`` (relative positions and shrinking causal bands: the decision's
+  logits depend on the observation window only, and a KV cache computes them exactly, see
+  :mod:`pretrain.gpt.stream`) or ``"window"`` (the first architecture: absolute positions over the
+  window, every position attends to the whole past window; checkpoints without the key).
+
+``train.window_targets`` (streaming only): decision steps per training window. A window of
+history H − 1 + n gives n positions whose whole receptive field lies inside it, each exactly
+the env's decision at that step, so one forward pass trains n decisions.
 """
 from __future__ import annotations
 
@@ -24,7 +32,9 @@ TRAIN_DEFAULTS = {
     "steps": 1000, "checkpoint_every": 250,
     # share of training windows cut inside an env-sized episode (padded outside it, as the env does)
     "episode_tokens": 64, "episode_fraction": 0.5,
+    "window_targets": 32,
 }
+ARCHS = ("window", "streaming")
 
 
 def named_configs() -> list[str]:
@@ -64,6 +74,8 @@ def validate_config(config: dict, where: str = "config", need_codebooks: bool = 
         raise ValueError(f"GPT {where}: width {config['width']} is not divisible by n_heads {config['n_heads']}")
     if not 0.0 <= float(config["dropout"]) < 1.0:
         raise ValueError(f"GPT {where}: dropout must be in [0, 1), got {config['dropout']!r}")
+    if config.get("arch", "window") not in ARCHS:
+        raise ValueError(f"GPT {where}: arch must be one of {list(ARCHS)}, got {config['arch']!r}")
     if config["lookahead"] > 0 and config["enc_layers"] == 0:
         raise ValueError(f"GPT {where}: a lookahead of {config['lookahead']} needs enc_layers >= 1")
     if need_codebooks or "codebook_sizes" in config:
@@ -99,3 +111,16 @@ def encoder_bands(lookahead: int, enc_layers: int) -> list[int]:
         return []
     base, extra = divmod(lookahead, enc_layers)
     return [base + (1 if i < extra else 0) for i in range(enc_layers)]
+
+
+def main_bands(history: int, n_layers: int) -> list[int]:
+    """Per-layer causal attention reach of the streaming main transformer, summing to H − 1.
+
+    Layer l lets time t attend to t − b_l … t, so the decision at t sees t − Σ b_l … t: with
+    Σ b_l = H − 1 that is exactly the H main positions of an observation window (t − H + 1 … t)
+    and never further. Because each layer reaches only its own b_l, the keys a KV cache keeps
+    for a past time were computed from inputs that the window still holds, so the cached and the
+    window computations agree (:mod:`pretrain.gpt.stream`). Earlier layers get the remainder:
+    H = 16, 4 layers -> [4, 4, 4, 3].
+    """
+    return encoder_bands(history - 1, n_layers)

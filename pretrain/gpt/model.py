@@ -28,6 +28,8 @@ at any block index.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,14 +37,20 @@ from torch import nn
 from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_DIM, TOKEN_FRAMES
 from duet_env.tokens import window_length
 
-from .config import encoder_bands, validate_config
+from .config import encoder_bands, main_bands, validate_config
 
 N_COND_STREAMS = 1 + len(LEADER_STREAMS)  # music + leader parts
 N_STREAMS = N_COND_STREAMS + len(FOLLOWER_STREAMS)
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block; ``mask`` (N, N) bool, True where attention is allowed."""
+    """Pre-LayerNorm transformer block.
+
+    ``mask`` (N, N) bool (True where attention is allowed) or float (added to the scores, −inf
+    where forbidden). ``rope`` (cos, sin), each (N, d_head / 2), rotates queries and keys by their
+    time index (rotary position embedding, Su et al. 2021), so that scores depend on time
+    *differences* only — what makes the streaming architecture's KV cache exact.
+    """
 
     def __init__(self, width: int, n_heads: int, dropout: float):
         super().__init__()
@@ -55,13 +63,54 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def queries_keys_values(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """(B, N, D) -> q, k, v, each (B, heads, N, D / heads), q and k rotated by ``rope``."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            q, k = rotate(torch.stack([q, k]), *rope).unbind(0)
+        return q, k, v
+
+    def attend(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        """The residual update of ``x`` (B, N, D) from attention of q over (k, v), then the MLP."""
+        b, n, d = x.shape
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=0.0)  # attention dropout costs a (B,h,N,N) mask draw: too slow on CPU
+        if not self.training:  # the same without dropout's calls (KV-cached steps are dispatch-bound)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+            return x + self.mlp(self.ln2(x))
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.attend(x, *self.queries_keys_values(x, rope), mask)
+
+
+def rope_tables(times: torch.Tensor, head_dim: int, base: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin (N, head_dim / 2) of the rotary embedding at integer ``times`` (N,).
+
+    Frequencies base^(−2i/head_dim), i = 0 … head_dim/2 − 1; the base is small (100, not 10⁴)
+    because the attention spans only a few tokens.
+    """
+    angle = times.to(torch.float32)[:, None] * _rope_frequencies(head_dim, base, times.device)[None, :]
+    return angle.cos(), angle.sin()
+
+
+@functools.lru_cache(maxsize=32)
+def _rope_frequencies(head_dim: int, base: float, device: torch.device) -> torch.Tensor:
+    half = head_dim // 2
+    return base ** (-torch.arange(half, dtype=torch.float32, device=device) / max(half, 1))
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive halves of the last axis of x (..., N, d) by the angles of (cos, sin) (N, d/2).
+
+    (The head width is even by construction: width and heads are checked to divide evenly and
+    the pairs are (i, i + d/2), the "rotate-half" form of the rotary embedding.)"""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 def _time_index(n_streams: int, length: int) -> torch.Tensor:
@@ -69,27 +118,64 @@ def _time_index(n_streams: int, length: int) -> torch.Tensor:
     return torch.arange(n_streams * length) % length
 
 
-class LookaheadEncoder(nn.Module):
-    """Banded-attention encoder over ``n_streams`` × W positions (look-ahead of Σ bands)."""
+def band_scores(bias: torch.Tensor, n_streams: int, length: int, lo: int, hi: int) -> torch.Tensor:
+    """Additive attention mask (heads, N, N) of a banded relative-time attention.
 
-    def __init__(self, n_streams: int, window: int, width: int, n_heads: int, bands: list[int], dropout: float):
+    Query (s, t) may attend key (s', t') iff lo ≤ t' − t ≤ hi, for every stream pair; the allowed
+    scores get ``bias[h, t' − t − lo]`` (a learned bias per head and offset), the rest −inf.
+    """
+    index, forbidden = _band_index(n_streams, length, lo, hi, bias.device)
+    return bias[:, index].masked_fill(forbidden, float("-inf"))
+
+
+@functools.lru_cache(maxsize=64)
+def _band_index(n_streams: int, length: int, lo: int, hi: int, device: torch.device):
+    """(offset index into the bias, forbidden mask), both (N, N), of :func:`band_scores`."""
+    t = _time_index(n_streams, length).to(device)
+    off = t[None, :] - t[:, None]
+    return (off - lo).clamp(0, hi - lo), (off < lo) | (off > hi)
+
+
+class LookaheadEncoder(nn.Module):
+    """Banded-attention encoder over ``n_streams`` × W positions (look-ahead of Σ bands).
+
+    ``streaming=False`` (the original architecture): learned absolute positions over a window of
+    exactly ``window`` positions, symmetric bands ±b_l. ``streaming=True``: no absolute positions
+    (rotary embedding + a learned bias per relative offset) and *forward-only* bands 0 … b_l, so the
+    output at time t depends on the inputs at t … t + Σ b_l only, for any input length.
+    """
+
+    def __init__(self, n_streams: int, window: int, width: int, n_heads: int, bands: list[int], dropout: float,
+                 streaming: bool = False):
         super().__init__()
-        self.n_streams, self.window = n_streams, window
-        self.pos_emb = nn.Parameter(torch.zeros(window, width))
+        self.n_streams, self.window, self.streaming = n_streams, window, streaming
+        self.bands = list(bands)
+        self.head_dim = width // n_heads
+        if not streaming:
+            self.pos_emb = nn.Parameter(torch.zeros(window, width))
+        else:
+            self.bias = nn.ParameterList(nn.Parameter(torch.zeros(n_heads, b + 1)) for b in bands)
         self.stream_emb = nn.Parameter(torch.zeros(n_streams, width))
         self.blocks = nn.ModuleList(Block(width, n_heads, dropout) for _ in bands)
         self.ln = nn.LayerNorm(width)
-        t = _time_index(n_streams, window)
-        dist = (t[:, None] - t[None, :]).abs()
-        for i, band in enumerate(bands):
-            self.register_buffer(f"mask{i}", dist <= band, persistent=False)
+        if not streaming:
+            t = _time_index(n_streams, window)
+            dist = (t[:, None] - t[None, :]).abs()
+            for i, band in enumerate(bands):
+                self.register_buffer(f"mask{i}", dist <= band, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_streams, W, D) -> (B, n_streams, W, D)."""
         b, s, w, d = x.shape
-        h = (x + self.pos_emb[None, None] + self.stream_emb[None, :, None]).reshape(b, s * w, d)
-        for i, block in enumerate(self.blocks):
-            h = block(h, getattr(self, f"mask{i}"))
+        if not self.streaming:
+            h = (x + self.pos_emb[None, None] + self.stream_emb[None, :, None]).reshape(b, s * w, d)
+            for i, block in enumerate(self.blocks):
+                h = block(h, getattr(self, f"mask{i}"))
+            return self.ln(h).view(b, s, w, d)
+        h = (x + self.stream_emb[None, :, None]).reshape(b, s * w, d)
+        rope = rope_tables(_time_index(s, w).to(x.device), self.head_dim)
+        for block, band, bias in zip(self.blocks, self.bands, self.bias):
+            h = block(h, band_scores(bias, s, w, 0, band).to(h.dtype), rope)
         return self.ln(h).view(b, s, w, d)
 
 
@@ -101,9 +187,15 @@ class FollowerGPT(nn.Module):
         validate_config(config)
         self.config = dict(config)
         d, heads, p = config["width"], config["n_heads"], float(config["dropout"])
+        self.arch = config.get("arch", "window")
+        self.streaming = self.arch == "streaming"
         self.history, self.lookahead = config["history"], config["lookahead"]
         self.window = window_length(self.history, self.lookahead)
-        self.length = self.history + 1
+        # Main-transformer positions of an observation window: t−H … t (window arch) or
+        # t−H+1 … t (streaming: time j's follower input is token j−1, so t−H is not needed).
+        self.length = self.history if self.streaming else self.history + 1
+        self.n_streams = N_STREAMS
+        self.head_dim = d // heads
         self.codebook_sizes = [int(config["codebook_sizes"][s]) for s in FOLLOWER_STREAMS]
         if config["music_dim"] != TOKEN_FRAMES * MUSIC_DIM:
             raise ValueError(f"GPT config: music_dim must be {TOKEN_FRAMES * MUSIC_DIM} "
@@ -115,25 +207,29 @@ class FollowerGPT(nn.Module):
 
         bands = encoder_bands(self.lookahead, config["enc_layers"])
         self.music_in = nn.Linear(config["music_dim"], d)
-        self.music_encoder = LookaheadEncoder(1, self.window, d, heads, bands, p)
+        self.music_encoder = LookaheadEncoder(1, self.window, d, heads, bands, p, self.streaming)
         # The leader shares the follower's codebooks (same tokenizer, pose streams only).
         self.leader_emb = nn.ModuleList(nn.Embedding(k + 1, d) for k in self.codebook_sizes[:len(LEADER_STREAMS)])
-        self.leader_encoder = LookaheadEncoder(len(LEADER_STREAMS), self.window, d, heads, bands, p)
+        self.leader_encoder = LookaheadEncoder(len(LEADER_STREAMS), self.window, d, heads, bands, p, self.streaming)
 
         self.follower_emb = nn.ModuleList(nn.Embedding(k + 1, d) for k in self.codebook_sizes)
-        self.start_emb = nn.Parameter(torch.zeros(len(FOLLOWER_STREAMS), d))
-        self.pos_emb = nn.Parameter(torch.zeros(self.length, d))
         self.stream_emb = nn.Parameter(torch.zeros(N_STREAMS, d))
         self.drop = nn.Dropout(p)
         self.blocks = nn.ModuleList(Block(d, heads, p) for _ in range(config["n_layers"]))
         self.ln_f = nn.LayerNorm(d)
         self.heads = nn.ModuleList(nn.Linear(d, k) for k in self.codebook_sizes)
-        t = _time_index(N_STREAMS, self.length)
-        self.register_buffer("mask", t[None, :] <= t[:, None], persistent=False)
+        init_normal = [self.stream_emb, self.music_encoder.stream_emb, self.leader_encoder.stream_emb]
+        if self.streaming:
+            self.bands = main_bands(self.history, config["n_layers"])
+            self.bias = nn.ParameterList(nn.Parameter(torch.zeros(heads, b + 1)) for b in self.bands)
+        else:
+            self.start_emb = nn.Parameter(torch.zeros(len(FOLLOWER_STREAMS), d))
+            self.pos_emb = nn.Parameter(torch.zeros(self.length, d))
+            t = _time_index(N_STREAMS, self.length)
+            self.register_buffer("mask", t[None, :] <= t[:, None], persistent=False)
+            init_normal += [self.start_emb, self.pos_emb, self.music_encoder.pos_emb, self.leader_encoder.pos_emb]
         self.apply(self._init_weights)
-        for prm in (self.start_emb, self.pos_emb, self.stream_emb,
-                    self.music_encoder.pos_emb, self.music_encoder.stream_emb,
-                    self.leader_encoder.pos_emb, self.leader_encoder.stream_emb):
+        for prm in init_normal:
             nn.init.normal_(prm, std=0.02)
 
     @staticmethod
@@ -155,9 +251,16 @@ class FollowerGPT(nn.Module):
         self.music_std.copy_(std.clamp_min(1e-4))
 
     # -- input checks -------------------------------------------------------------------
-    def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor) -> None:
+    def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
+                     window: int | None = None) -> None:
+        """Shapes, finite music and id ranges. The window arch takes exactly the observation
+        window (history H); the streaming arch any history h ≥ 1 (training uses longer ones).
+        ``window`` (w, with h = w): check a slice of w times of each input instead (a KV-cached step)."""
         b = music.shape[0] if music.ndim == 3 else None
-        w, h = self.window, self.history
+        h = self.history
+        if self.streaming and follower.ndim == 3 and follower.shape[1] >= 1:
+            h = follower.shape[1]
+        w = window_length(h, self.lookahead) if window is None else window
         problems = []
         if music.shape != (b, w, self.config["music_dim"]):
             problems.append(f"music {tuple(music.shape)} != (B, {w}, {self.config['music_dim']})")
@@ -177,16 +280,36 @@ class FollowerGPT(nn.Module):
                 raise ValueError(f"FollowerGPT: {name} token ids must lie in [0, K] per stream (K = {sizes}, pad = K)")
 
     # -- forward pieces -------------------------------------------------------------------
+    def condition_inputs(self, music: torch.Tensor, leader: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The look-ahead encoders' inputs: music (B, T, 216) normalised and projected, leader ids
+        (B, T, 4) embedded -> (B, 1, T, D), (B, 4, T, D)."""
+        b, w, _ = music.shape
+        frames = (music.view(b, w, TOKEN_FRAMES, MUSIC_DIM) - self.music_mean) / self.music_std
+        lead = torch.stack([emb(leader[..., i]) for i, emb in enumerate(self.leader_emb)], dim=1)
+        return self.music_in(frames.reshape(b, w, -1))[:, None], lead
+
+    def encode_conditions(self, music: torch.Tensor, leader: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Look-ahead encoders: music (B, T, 216) and leader ids (B, T, 4) -> (B, 1, T, D), (B, 4, T, D)."""
+        m, lead = self.condition_inputs(music, leader)
+        return self.music_encoder(m), self.leader_encoder(lead)
+
+    def embed_follower(self, follower: torch.Tensor) -> torch.Tensor:
+        """Follower ids (B, T, 5) -> (B, 5, T, D)."""
+        return torch.stack([emb(follower[..., i]) for i, emb in enumerate(self.follower_emb)], dim=1)
+
     def embed(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor) -> torch.Tensor:
         """Encoders + input embeddings -> the main transformer's input (B, S·L, D), stream-major."""
         self.check_inputs(music, leader, follower)
-        b, w, _ = music.shape
-        frames = music.view(b, w, TOKEN_FRAMES, MUSIC_DIM)
-        frames = (frames - self.music_mean) / self.music_std
-        m = self.music_encoder(self.music_in(frames.reshape(b, w, -1))[:, None])
-        lead = torch.stack([emb(leader[..., i]) for i, emb in enumerate(self.leader_emb)], dim=1)
-        lead = self.leader_encoder(lead)
-        fol = torch.stack([emb(follower[..., i]) for i, emb in enumerate(self.follower_emb)], dim=1)
+        b = music.shape[0]
+        if self.streaming:
+            # Window position 0 (time t−h) is outside every output's receptive field: drop it.
+            m, lead = self.encode_conditions(music[:, 1:], leader[:, 1:])
+            fol = self.embed_follower(follower)  # time j holds token j−1 (pad id before the start)
+            L = follower.shape[1]
+            x = torch.cat([m[:, :, :L], lead[:, :, :L], fol], dim=1) + self.stream_emb[None, :, None]
+            return self.drop(x.reshape(b, N_STREAMS * L, -1))
+        m, lead = self.encode_conditions(music, leader)
+        fol = self.embed_follower(follower)
         start = self.start_emb[None, :, None].expand(b, -1, 1, -1)
         fol = torch.cat([start, fol], dim=2)  # shifted right: position p holds token p-1
         L = self.length
@@ -196,8 +319,15 @@ class FollowerGPT(nn.Module):
 
     def run_blocks(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Blocks ``start`` … ``stop``−1 on a (B, S·L, D) hidden state."""
-        for block in self.blocks[start:stop]:
-            x = block(x, self.mask)
+        if not self.streaming:
+            for block in self.blocks[start:stop]:
+                x = block(x, self.mask)
+            return x
+        L = x.shape[1] // N_STREAMS
+        rope = rope_tables(_time_index(N_STREAMS, L).to(x.device), self.head_dim)
+        stop = len(self.blocks) if stop is None else stop
+        for i in range(start, stop):
+            x = self.blocks[i](x, band_scores(self.bias[i], N_STREAMS, L, -self.bands[i], 0).to(x.dtype), rope)
         return x
 
     def state(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
@@ -205,22 +335,27 @@ class FollowerGPT(nn.Module):
         """Embeddings + the first ``n_blocks`` blocks (the RL "state network")."""
         return self.run_blocks(self.embed(music, leader, follower), 0, n_blocks)
 
-    def head(self, x: torch.Tensor, start_block: int, last_only: bool = False) -> list[torch.Tensor]:
-        """Blocks from ``start_block`` on + final LayerNorm + the 5 heads.
-
-        Returns one tensor per follower stream: (B, L, K_s), or (B, K_s) for the decision
-        position H only when ``last_only``.
-        """
-        x = self.ln_f(self.run_blocks(x, start_block))
-        b, L = x.shape[0], self.length
-        fol = x.view(b, N_STREAMS, L, -1)[:, N_COND_STREAMS:]
+    def read_out(self, x: torch.Tensor, last_only: bool = False) -> list[torch.Tensor]:
+        """Final LayerNorm + the 5 heads on the follower streams of a (B, S·L, D) hidden state."""
+        x = self.ln_f(x)
+        b = x.shape[0]
+        fol = x.view(b, N_STREAMS, x.shape[1] // N_STREAMS, -1)[:, N_COND_STREAMS:]
         if last_only:
             fol = fol[:, :, -1]
         return [head(fol[:, i]) for i, head in enumerate(self.heads)]
 
+    def head(self, x: torch.Tensor, start_block: int, last_only: bool = False) -> list[torch.Tensor]:
+        """Blocks from ``start_block`` on + final LayerNorm + the 5 heads.
+
+        Returns one tensor per follower stream: (B, L, K_s), or (B, K_s) for the decision
+        position only when ``last_only``.
+        """
+        return self.read_out(self.run_blocks(x, start_block), last_only)
+
     def forward(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
                 last_only: bool = False) -> list[torch.Tensor]:
-        """Logits per follower stream: (B, L, K_s) over window positions 0 … H (times t−H … t)."""
+        """Logits per follower stream: (B, L, K_s) over the main positions (times t−H … t for the
+        window arch, t−h+1 … t for the streaming arch), or (B, K_s) at t when ``last_only``."""
         return self.head(self.embed(music, leader, follower), 0, last_only=last_only)
 
     def loss(self, logits: list[torch.Tensor], targets: torch.Tensor, counts: torch.Tensor | None = None

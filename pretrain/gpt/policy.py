@@ -11,6 +11,7 @@ from duet_env.tokens import window_length
 from duet_env import checkpoint
 
 from .model import FollowerGPT
+from .stream import FollowerStream
 
 CHECKPOINT_STEM = "gpt"
 TRAINING_PREFIXES = ("optim/",)  # tensors a training checkpoint carries beside the weights
@@ -92,7 +93,6 @@ class FollowerPolicy:
         logits = self.model(music, leader, follower, last_only=True)
         return logits if batched else [lg[0] for lg in logits]
 
-    @torch.no_grad()
     def sample(self, observation: dict, mode: str = "greedy", temperature: float = 1.0, top_k: int | None = None,
                generator: torch.Generator | None = None) -> np.ndarray:
         """Follower tokens (B, 5) int64 (or (5,) unbatched); never the pad id (heads have K_s outputs).
@@ -100,25 +100,74 @@ class FollowerPolicy:
         ``"greedy"`` takes the argmax; ``"sample"`` draws from softmax(logits / temperature),
         restricted to the ``top_k`` most likely ids when given.
         """
-        if mode not in ("greedy", "sample"):
-            raise ValueError(f"FollowerPolicy.sample: mode must be 'greedy' or 'sample', got {mode!r}")
-        if mode == "sample" and not temperature > 0:
-            raise ValueError(f"FollowerPolicy.sample: temperature must be > 0, got {temperature!r}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"FollowerPolicy.sample: top_k must be >= 1, got {top_k!r}")
+        check_sampling(mode, temperature, top_k)
+        logits = self.act(observation)
+        return choose_tokens(logits, mode, temperature, top_k, generator)
+
+    def stream(self) -> "StreamingFollowerPolicy":
+        """This policy with a KV cache (:mod:`pretrain.gpt.stream`) for rolling out episodes."""
+        return StreamingFollowerPolicy(self)
+
+
+class StreamingFollowerPolicy(FollowerPolicy):
+    """A :class:`FollowerPolicy` that remembers its episodes: each ``act``/``sample`` call must get
+    the next step's observation of the same batch of episodes (as ``agents.rollout`` feeds them),
+    and only that step's new inputs are computed (exact for a ``"streaming"``-architecture GPT; a
+    ``"window"`` GPT recomputes its window). ``restart`` (B,) bool marks rows whose episode begins
+    at this call; :meth:`reset` forgets all episodes."""
+
+    def __init__(self, policy: FollowerPolicy):
+        super().__init__(policy.model, policy.config, policy.device)
+        self.state = policy.state
+        self.cache = FollowerStream(self.model)
+
+    def reset(self) -> None:
+        self.cache.reset()
+
+    @torch.no_grad()
+    def act(self, observation: dict, restart=None) -> list[torch.Tensor]:
         music, leader, follower, batched = self._tensors(observation)
-        logits = self.model(music, leader, follower, last_only=True)
-        tokens = []
-        for lg in logits:
-            if mode == "greedy":
-                tokens.append(lg.argmax(-1))
-                continue
-            lg = lg.float() / temperature
-            if top_k is not None and top_k < lg.shape[-1]:
-                kth = lg.topk(top_k, dim=-1).values[:, -1:]
-                lg = lg.masked_fill(lg < kth, float("-inf"))
-            probs = torch.softmax(lg, dim=-1)
-            gen_device = generator.device if generator is not None else probs.device
-            tokens.append(torch.multinomial(probs.to(gen_device), 1, generator=generator)[:, 0].to(probs.device))
-        out = torch.stack(tokens, dim=-1).cpu().numpy().astype(np.int64)
-        return out if batched else out[0]
+        if restart is not None:
+            restart = torch.as_tensor(np.atleast_1d(restart), dtype=torch.bool)
+        logits = self.cache.logits(music, leader, follower, restart)
+        return logits if batched else [lg[0] for lg in logits]
+
+    def sample(self, observation: dict, mode: str = "greedy", temperature: float = 1.0, top_k: int | None = None,
+               generator: torch.Generator | None = None, restart=None) -> np.ndarray:
+        check_sampling(mode, temperature, top_k)
+        logits = self.act(observation, restart)
+        return choose_tokens(logits, mode, temperature, top_k, generator)
+
+    def stream(self) -> "StreamingFollowerPolicy":
+        return StreamingFollowerPolicy(self)
+
+
+def check_sampling(mode: str, temperature: float, top_k: int | None) -> None:
+    if mode not in ("greedy", "sample"):
+        raise ValueError(f"FollowerPolicy.sample: mode must be 'greedy' or 'sample', got {mode!r}")
+    if mode == "sample" and not temperature > 0:
+        raise ValueError(f"FollowerPolicy.sample: temperature must be > 0, got {temperature!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"FollowerPolicy.sample: top_k must be >= 1, got {top_k!r}")
+
+
+def choose_tokens(logits: list[torch.Tensor], mode: str, temperature: float, top_k: int | None,
+                  generator: torch.Generator | None) -> np.ndarray:
+    """One token per stream from per-stream logits (B, K_s) or (K_s,): argmax or a temperature /
+    top-k sample. Returns (B, 5) or (5,) int64."""
+    batched = logits[0].ndim == 2
+    tokens = []
+    for lg in logits:
+        lg = lg if batched else lg[None]
+        if mode == "greedy":
+            tokens.append(lg.argmax(-1))
+            continue
+        lg = lg.float() / temperature
+        if top_k is not None and top_k < lg.shape[-1]:
+            kth = lg.topk(top_k, dim=-1).values[:, -1:]
+            lg = lg.masked_fill(lg < kth, float("-inf"))
+        probs = torch.softmax(lg, dim=-1)
+        gen_device = generator.device if generator is not None else probs.device
+        tokens.append(torch.multinomial(probs.to(gen_device), 1, generator=generator)[:, 0].to(probs.device))
+    out = torch.stack(tokens, dim=-1).cpu().numpy().astype(np.int64)
+    return out if batched else out[0]

@@ -101,6 +101,29 @@ def validation_cross_entropy(model: FollowerGPT, clips: list[dict], codebook_siz
     return float(sum(-lp[rows, truth[:, i]].mean() for i, lp in enumerate(logp)))
 
 
+def training_history(config: dict) -> int:
+    """History of the training windows: the observation's H for the window arch; H − 1 + n for
+    the streaming arch, whose last n = ``train.window_targets`` positions each see their whole
+    receptive field (H − 1 earlier times) inside the window."""
+    if config.get("arch", "window") == "streaming":
+        return int(config["history"]) - 1 + int(config["train"]["window_targets"])
+    return int(config["history"])
+
+
+def decision_targets(targets: np.ndarray, config: dict) -> np.ndarray:
+    """WindowSampler targets (B, h + 1, 5) for times t−h … t -> the model's positions.
+
+    Window arch: unchanged. Streaming arch: positions are times t−h+1 … t, and the first H − 1 of
+    them are ignored — their receptive field reaches before the window, so their logits are not
+    what the env's decision at that time would be; every other position is exactly that decision.
+    """
+    if config.get("arch", "window") != "streaming":
+        return targets
+    out = targets[:, 1:].copy()
+    out[:, :int(config["history"]) - 1] = IGNORE
+    return out
+
+
 def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) % (2 ** 63)
 
@@ -180,7 +203,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         mean, std = music_statistics(train_clips)
         model.set_music_normalisation(mean, std)
 
-    sampler = WindowSampler(train_clips, codebook_sizes, config["history"], config["lookahead"])
+    sampler = WindowSampler(train_clips, codebook_sizes, training_history(config), config["lookahead"])
     elapsed0 = float(history[-1]["elapsed_s"]) if history else 0.0
     t0 = time.perf_counter()
 
@@ -202,6 +225,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
                                float(tcfg["episode_fraction"]))
         if augment > 0:
             batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
+        batch["targets"] = decision_targets(batch["targets"], config)
         counts = global_target_counts(batch["targets"], dev)
         batch = distributed.shard(batch, rows)
         music = torch.from_numpy(batch["music"]).to(dev)
