@@ -12,6 +12,7 @@ import pytest
 from agents.benchmark import CellSpec, Overrides, get_task, run_cell
 from agents.benchmark.__main__ import main
 from agents.benchmark import plots
+from agents.benchmark.algorithms import Budget, finetune_config
 from agents.benchmark.report import mean_std
 from agents.benchmark.tasks import foreign_music_pairs, genre_round_robin
 
@@ -104,9 +105,7 @@ def test_killed_cells_are_redone(tmp_path, overrides):
     spec = CellSpec("in-distribution", "ac", 0, 256, True, 2, 8, overrides)
     cell = spec.directory(tmp_path)
     task = get_task("in-distribution").with_overrides(**vars(overrides))
-    cfg = ft.FinetuneConfig(algo="ac", reward=task.reward, data=task.data, policy=task.policy,
-                            tokenizer=task.tokenizer, steps=256, seed=0, device="cpu", threads=1,
-                            num_envs=4, episode_tokens=16, minibatch=4)
+    cfg = finetune_config("ac", task, Budget(steps=256, seed=0, quick=True))  # what the cell runs
     assert ft.run(cfg, cell / "train", progress=False, stop_after=2, score=False) is None
     row = run_cell(spec, tmp_path)
     assert "resuming" in (cell / "log.txt").read_text()

@@ -93,20 +93,27 @@ def _ground_truth(task: Task, workdir: Path, budget: Budget) -> Trained:
     return Trained(None, recorded_followers=lambda clips: [c.follower.joints for c in clips])
 
 
+def finetune_config(algo: str, task: Task, budget: Budget):
+    """The :class:`agents.finetune.FinetuneConfig` of an ``offpolicy`` / ``ac`` cell."""
+    from agents.finetune import FinetuneConfig
+
+    sizes = {"num_envs": 4, "episode_tokens": 16, "minibatch": 4} if budget.quick else {}
+    # foreign-music: offpolicy explores with foreign music on every episode (ac has no such option)
+    ood = {"ood_share": 1.0} if task.foreign_music else {}
+    # ac with the README's fine-tuning setting (a weaker KL anchor and a larger step than
+    # agents.finetune's defaults, which are offpolicy's): its published rows use these
+    tuned = {"kl_coef": 0.3, "lr": 1e-4} if algo == "ac" else {}
+    return FinetuneConfig(algo=algo, reward=task.reward, data=task.data, policy=task.policy,
+                          tokenizer=task.tokenizer, steps=budget.steps, seed=budget.seed,
+                          device="cpu", threads=1, **sizes, **ood, **tuned)
+
+
 def _finetune(algo: str) -> Callable[[Task, Path, Budget], Trained]:
     def train(task: Task, workdir: Path, budget: Budget) -> Trained:
-        from agents.finetune import FinetuneConfig, run
+        from agents.finetune import run
         from pretrain.gpt import FollowerPolicy
 
-        sizes = {"num_envs": 4, "episode_tokens": 16, "minibatch": 4} if budget.quick else {}
-        # foreign-music: offpolicy explores with foreign music on every episode (ac has no such option)
-        ood = {"ood_share": 1.0} if task.foreign_music else {}
-        # ac with the README's fine-tuning setting (a weaker KL anchor and a larger step than
-        # agents.finetune's defaults, which are offpolicy's): its published rows use these
-        tuned = {"kl_coef": 0.3, "lr": 1e-4} if algo == "ac" else {}
-        cfg = FinetuneConfig(algo=algo, reward=task.reward, data=task.data, policy=task.policy,
-                             tokenizer=task.tokenizer, steps=budget.steps, seed=budget.seed,
-                             device="cpu", threads=1, **sizes, **ood, **tuned)
+        cfg = finetune_config(algo, task, budget)
         resume = (workdir / "checkpoint.json").exists()
         summary = run(cfg, workdir, resume=resume, progress=False, score=False)
         per_round = cfg.num_envs * cfg.episode_tokens
