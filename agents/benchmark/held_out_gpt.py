@@ -2,7 +2,7 @@
 
 Why trained here and not shipped: the shipped checkpoints must stay under 30 MB in all and one
 follower GPT is 7.8 MB. So the harness trains it the first time a cell needs it (a one-time cost,
-about as long as training the shipped GPT: ~1 h on a 2-core CPU) and every later cell, run or
+about as long as training the shipped GPT: 30–40 min on a 2-core CPU) and every later cell, run or
 process reuses it.
 
 The recipe is the *base* GPT's (:class:`GPTRecipe`, by default the shipped ``default``): its
@@ -102,6 +102,19 @@ def held_out_gpt(recipe: GPTRecipe, data: str, tokenizer: str, progress: bool = 
     return done
 
 
+def _expected_cost(recipe: GPTRecipe, steps: int) -> str:
+    """The base GPT's own training pace (its gpt.json's loss history) scaled to ``steps``."""
+    from duet_env.checkpoint import resolve
+
+    try:
+        history = json.loads((resolve(recipe.base) / "gpt.json").read_text())["state"]["loss_history"]
+        last = history[-1]
+        minutes = float(last["elapsed_s"]) / int(last["step"]) * steps / 60.0
+    except Exception:  # a base without a history: say nothing precise
+        return "as long as training the base GPT"
+    return f"about {minutes:.0f} min at the base GPT's pace on the machine that trained it"
+
+
 def _train(recipe: GPTRecipe, data: str, tokenizer: str, folder: Path, progress: bool) -> None:
     from duet_env.atomic import atomic_write_json
     from pretrain.gpt.__main__ import train_parser
@@ -114,8 +127,8 @@ def _train(recipe: GPTRecipe, data: str, tokenizer: str, folder: Path, progress:
     run = folder / "run"
     resuming = (run / "gpt.json").is_file()
     print(f"unseen-genre: training the follower GPT without {recipe.exclude_genre} ({steps} steps, the "
-          f"{recipe.base!r} GPT's recipe) into {folder}. This is a one-time cost (about an hour on a 2-core CPU "
-          f"for the shipped recipe); later cells and runs reuse it"
+          f"{recipe.base!r} GPT's recipe) into {folder}. This is a one-time cost ({_expected_cost(recipe, steps)}); "
+          f"later cells and runs reuse it"
           + (" (resuming an interrupted training)" if resuming else "") + ".", file=sys.stderr, flush=True)
     args = train_parser().parse_args(
         ["--data", str(data), "--tokenizer", str(tokenizer), "--config", str(folder / "config.json"),
