@@ -77,9 +77,9 @@ class _EncoderBuffers:
         h, t_in = x_new + enc.stream_emb[None], self.t_last
         for i, (block, band) in enumerate(zip(enc.blocks, enc.bands)):
             q, k, v = block.queries_keys_values(h, _rope_at(t_in, enc.head_dim, h.device))
-            xs, qs, ks, vs = (torch.cat([buf, new], dim=2 if j == 0 else 3)
-                              for j, (buf, new) in enumerate(zip(self.bufs[i], (h[:, :, None], q[:, :, :, None],
-                                                                                  k[:, :, :, None], v[:, :, :, None]))))
+            bx, bq, bk, bv = self.bufs[i]  # x (B, S, band, D); q, k, v (B, h, S, band, d)
+            xs = torch.cat([bx, h[:, :, None]], dim=2)
+            qs, ks, vs = (torch.cat([buf, new[:, :, :, None]], dim=3) for buf, new in ((bq, q), (bk, k), (bv, v)))
             b, hh, s, _, dh = ks.shape
             h = block.attend(xs[:, :, 0], qs[:, :, :, 0], ks.reshape(b, hh, -1, dh), vs.reshape(b, hh, -1, dh),
                              self.masks[i])
@@ -101,14 +101,16 @@ class FollowerStream:
         self.leader = _EncoderBuffers(model.leader_encoder) if model.streaming else None
         self.time = 0  # the rotary time of the last decision (only differences matter)
 
-    @property
-    def exact(self) -> bool:
-        """True when steps after the first use the caches (streaming arch)."""
-        return self.model.streaming
-
     def reset(self) -> None:
         """Forget every episode: the next call runs the full window for all rows."""
         self.main = None
+
+    def _state(self) -> tuple:
+        """Everything a step reads and writes (the caches, the rotary time, the batch's shapes)."""
+        return self.main, self.music.bufs, self.leader.bufs, self.time, self.shapes
+
+    def _set_state(self, state: tuple) -> None:
+        self.main, self.music.bufs, self.leader.bufs, self.time, self.shapes = state
 
     def _tensors(self) -> list[torch.Tensor]:
         return [t for kv in self.main for t in kv] + self.music.tensors() + self.leader.tensors()
@@ -132,18 +134,13 @@ class FollowerStream:
         self._check_step(music, leader, follower)
         out = self._next(music, leader, follower)
         if restart is not None and bool(restart.any()):
+            # the restarted rows' full windows, at this step's rotary time, written into the caches
             rows = restart.nonzero()[:, 0]
-            kept, time, shapes = self._tensors(), self.time, self.shapes
-            fresh = self._full(music[rows], leader[rows], follower[rows], time=time)
-            for old, new in zip(kept, self._tensors()):
+            kept, kept_tensors = self._state(), self._tensors()
+            fresh = self._full(music[rows], leader[rows], follower[rows], time=self.time)
+            for old, new in zip(kept_tensors, self._tensors()):
                 old[rows] = new
-            self.main, self.time, self.shapes = [tuple(kept[2 * i:2 * i + 2]) for i in range(len(m.blocks))], time, shapes
-            k = 2 * len(m.blocks)
-            for enc in (self.music, self.leader):
-                n = 4 * len(enc.bufs)
-                enc.bufs = [kept[k + 4 * i:k + 4 * i + 4] for i in range(len(enc.bufs))]
-                enc.t_last = time + m.lookahead
-                k += n
+            self._set_state(kept)  # (the encoders' t_last is the same: both end at this step)
             for lg, f in zip(out, fresh):
                 lg[rows] = f
         return out
