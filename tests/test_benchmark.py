@@ -178,3 +178,28 @@ def test_interval_stats_on_known_scores():
     assert stats["better"]["iqm"][0] == pytest.approx(2.0)  # IQM: the middle half of 2, 2, 2, 3
     assert stats["better"]["poi"] == (1.0, 1.0, 1.0)  # every seed beats every pretrained seed
     assert stats["same"]["poi"] == (0.5, 0.5, 0.5)  # ties count one half
+
+
+def test_report_gathers_the_cells_of_several_runs(quick_run, tiny_args, tmp_path, capsys):
+    """`report` covers cells that no single invocation's tasks × algorithms product names: the
+    quick run's cells plus a random cell run separately, in registry order, rows unchanged."""
+    import shutil
+
+    out = tmp_path / "bench"
+    shutil.copytree(quick_run[0] / "cells", out / "cells")
+    assert main(["--tasks", "foreign-music", "--algos", "random", "--seeds", "1", "--out", str(out), *tiny_args]) == 0
+    assert len(rows_of(out)) == 1  # a run reports its own cells only
+    assert main(["report", "--out", str(out)]) == 0
+    rows = rows_of(out)
+    assert [(r["task"], r["algo"], r["seed"]) for r in rows] == [
+        ("in-distribution", "pretrained", 0), ("in-distribution", "pretrained", 1),
+        ("in-distribution", "ac", 0), ("in-distribution", "ac", 1),
+        ("foreign-music", "pretrained", 0), ("foreign-music", "pretrained", 1),
+        ("foreign-music", "random", 0),
+        ("foreign-music", "ac", 0), ("foreign-music", "ac", 1)]
+    before = {(r["task"], r["algo"], r["seed"]): r for r in rows_of(quick_run[0])}
+    assert all(r == before[(r["task"], r["algo"], r["seed"])] for r in rows if r["algo"] != "random")
+    md = (out / "results.md").read_text()
+    assert md.count("| random | 1 |") == 1 and md.count("| ac | 2 |") == 2
+    with pytest.raises(SystemExit, match="no benchmark cells"):
+        main(["report", "--out", str(tmp_path / "empty")])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agents.benchmark.algorithms import REFERENCES, algorithm_names
 from agents.benchmark.cells import CellSpec, Overrides, prepare_policies, run_cells
-from agents.benchmark.report import write_report
+from agents.benchmark.report import finished_rows, write_report
 from agents.benchmark.tasks import TaskNotAvailable, get_task, task_names
 
 # --quick: a budget that still makes a few updates, scored on a few short test episodes.
@@ -32,7 +32,9 @@ def build_parser(cards: bool = False) -> argparse.ArgumentParser:
     else:
         ap = argparse.ArgumentParser(prog="python -m agents.benchmark",
                                      description="RL algorithms side by side on DuetAccompany-v0 tasks "
-                                                 "(`python -m agents.benchmark cards --help`: the task cards).")
+                                                 "(`python -m agents.benchmark cards --help`: the task cards; "
+                                                 "`python -m agents.benchmark report --out DIR`: one report "
+                                                 "of every finished cell).")
         ap.add_argument("--tasks", default="in-distribution", help=f"comma-separated, of: {', '.join(task_names())}")
         ap.add_argument("--algos", default="pretrained,random,ac",
                         help=f"comma-separated, of: {', '.join(algorithm_names())}")
@@ -133,10 +135,31 @@ def cards_main(argv: list[str]) -> int:
     return 0
 
 
+def report_main(argv: list[str]) -> int:
+    """``python -m agents.benchmark report --out DIR``: results.jsonl, results.md and the plots of
+    every finished cell in DIR, whichever invocations ran them; runs nothing."""
+    ap = argparse.ArgumentParser(prog="python -m agents.benchmark report",
+                                 description="Rebuild results.jsonl, results.md and the plots from every "
+                                             "finished cell in --out (cells of several runs in one report).")
+    ap.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="the benchmark's output folder")
+    args = ap.parse_args(argv)
+    try:
+        rows = finished_rows(args.out)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    if not rows:
+        raise SystemExit(f"{args.out}: no finished cells yet")
+    jsonl, md = write_report(rows, args.out, "python -m agents.benchmark report " + shlex.join(argv))
+    print(f"{len(rows)} finished cells -> {jsonl}, {md}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "cards":
         return cards_main(argv[1:])
+    if argv and argv[0] == "report":
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
     check_backend(args)
     specs = specs_from_args(args)

@@ -57,6 +57,35 @@ def task_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def finished_rows(out: Path) -> list[dict]:
+    """Every finished cell under ``out/cells`` (its ``result.json``), in registry order: tasks as
+    registered, then algorithms as registered, then seeds. Cells of names no longer registered
+    (a user's own task or algorithm in another session) come after, alphabetically.
+
+    This lets one report cover cells run by several invocations (e.g. cheap algorithms on every
+    task, then an expensive one on a few), which one invocation's cartesian product cannot."""
+    from agents.benchmark.algorithms import algorithm_names
+    from agents.benchmark.cells import RESULT
+    from agents.benchmark.tasks import task_names
+
+    cells = Path(out) / "cells"
+    if not cells.is_dir():
+        raise FileNotFoundError(f"{cells}: no benchmark cells here (run `python -m agents.benchmark --out {out}` first)")
+    rows = []
+    for path in cells.glob(f"*/*/seed*/{RESULT}"):
+        try:
+            rows.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as e:  # result.json is written atomically: this is not ours
+            raise ValueError(f"{path}: not a readable cell result ({e})") from e
+    tasks, algos = task_names(), algorithm_names()
+
+    def order(names: list[str], name: str) -> tuple[int, str]:
+        return (names.index(name), "") if name in names else (len(names), name)
+
+    rows.sort(key=lambda r: (order(tasks, r["task"]), order(algos, r["algo"]), r["seed"]))
+    return rows
+
+
 def write_report(rows: list[dict], out: Path, command: str = "") -> tuple[Path, Path]:
     """Write ``out/results.jsonl`` and ``out/results.md`` from the cells' rows."""
     out = Path(out)
