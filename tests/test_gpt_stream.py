@@ -145,3 +145,15 @@ def test_streaming_policy_samples_what_the_stateless_policy_samples():
         obs = {"music": w["music"][0].reshape(-1), "leader": w["leader"][0].reshape(-1),
                "follower": w["follower"][0].reshape(-1)}
         assert np.array_equal(streaming.sample(obs), policy.sample(obs))
+
+
+def test_stream_refuses_a_model_in_training_mode():
+    """Dropout would make the cached keys differ from the window's: the stream says so."""
+    m = streaming_model()
+    rng = np.random.default_rng(3)
+    sampler = WindowSampler([clip(rng, 30, "c0")], SIZES, m.history, m.lookahead)
+    m.train()
+    with pytest.raises(ValueError, match="training mode"):
+        FollowerStream(m).logits(*windows(sampler, [0], [0]))
+    m.eval()
+    assert len(FollowerStream(m).logits(*windows(sampler, [0], [0]))) == 5
