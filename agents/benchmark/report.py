@@ -105,7 +105,8 @@ def write_report(rows: list[dict], out: Path, command: str = "") -> tuple[Path, 
         ev = mine[0]["eval"]
         parts += [f"## {task}", "",
                   f"{ev['clips'] or 'all'} test clips × {ev['tokens'] or 'whole'} tokens; "
-                  f"training budget {mine[0]['budget_steps']} env steps.", "", task_table(mine), ""]
+                  f"training budget {max(r['budget_steps'] for r in mine)} env steps (the reference rows do not "
+                  "train).", "", task_table(mine), ""]
         if rliable:
             all_stats[task] = plots.interval_stats(rows, task)
             parts += [f"Interquartile mean and probability of improvement, stratified bootstrap "
