@@ -203,3 +203,19 @@ def test_report_gathers_the_cells_of_several_runs(quick_run, tiny_args, tmp_path
     assert md.count("| random | 1 |") == 1 and md.count("| ac | 2 |") == 2
     with pytest.raises(SystemExit, match="no benchmark cells"):
         main(["report", "--out", str(tmp_path / "empty")])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rliable") is None, reason='rliable not installed (pip install -e ".[bench]")')
+def test_improvement_over_pretrained_and_headroom(tmp_path):
+    def rows(algo, rewards, steps):
+        return [{"task": "t", "algo": algo, "seed": i, "env_steps": steps, "curve": [], "metrics": {"reward": r}}
+                for i, r in enumerate(rewards)]
+
+    table = (rows("pretrained", [1.0, 1.0], 0) + rows("gt-tokens", [3.0], 0) + rows("random", [0.0, 0.1], 0)
+             + rows("ac", [1.5, 1.5, 1.5, 1.5], 64) + rows("worse", [0.0, -1.0, -1.0, -1.0], 64))
+    stats, headroom = plots.improvement_stats(table, "t")
+    assert headroom == pytest.approx(2.0)
+    assert set(stats) == {"ac", "worse"}  # references do not train
+    assert stats["ac"] == pytest.approx((0.5, 0.5, 0.5))
+    assert stats["worse"][0] == pytest.approx(-2.0)  # differences -1, -2, -2, -2: IQM of the middle two
+    assert plots.plot_improvement(table, tmp_path / "improvement.png").stat().st_size > 0

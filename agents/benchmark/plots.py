@@ -150,3 +150,75 @@ def plot_intervals(all_stats: dict[str, dict[str, dict]], path: Path) -> Path:
     fig.tight_layout()
     _save(fig, path)
     return path
+
+
+HEADROOM = "gt-tokens"  # the ground truth's tokens as the env plays them: what a token policy can reach
+
+
+def improvement_stats(rows: list[dict], task: str) -> tuple[dict[str, tuple[float, float, float]], float | None]:
+    """Per trained algorithm of one task: IQM of (test reward − the mean ``pretrained`` reward) over
+    seeds with its 95 % stratified-bootstrap CI; and the task's headroom, the mean ``gt-tokens``
+    reward − the mean ``pretrained`` reward (None without those cells).
+
+    Only cells that trained (env_steps > 0) are kept: the question is how much of the headroom
+    training takes."""
+    scores = reward_scores(rows, task)
+    if REFERENCE not in scores:
+        return {}, None
+    base = float(scores[REFERENCE].mean())
+    trained = list(dict.fromkeys(r["algo"] for r in rows if r["task"] == task and r["env_steps"] > 0))
+    diffs = {a: scores[a] - base for a in trained if a in scores}
+    headroom = float(scores[HEADROOM].mean()) - base if HEADROOM in scores else None
+    if not diffs:
+        return {}, headroom
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        stats = _interval_stats(diffs)
+    return {a: s["iqm"] for a, s in stats.items()}, headroom
+
+
+def plot_improvement(rows: list[dict], path: Path) -> Path | None:
+    """The headline plot: per task, each trained algorithm's IQM improvement over ``pretrained``
+    (test reward per token, 95 % CI) beside the task's headroom (``gt-tokens`` − ``pretrained``).
+
+    The axis spans the headroom and the fine-tuned algorithms; an algorithm far below it (e.g. a
+    from-scratch policy) is drawn at the left edge with its value written beside it."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    panels = [(t, *improvement_stats(rows, t)) for t in tasks]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return None
+    plt = _pyplot()
+    order = list(dict.fromkeys(a for _, s, _ in panels for a in s))
+    color = {a: f"C{i % 10}" for i, a in enumerate(order)}
+    cols = min(2, len(panels))
+    rows_n = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(6 * cols, 0.8 + 0.45 * len(order) * rows_n + 0.9 * rows_n),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (task, stats, headroom) in zip(axes.flat, panels):
+        near = [v for s in stats.values() for v in s if headroom is None or abs(v) <= 3 * abs(headroom)]
+        span = max([abs(v) for v in near] + [abs(headroom or 0.0), 1e-3])
+        lo_x, hi_x = -1.3 * span, 1.3 * span
+        algos = list(stats)
+        for i, a in enumerate(algos):
+            m, lo, hi = stats[a]
+            if m < lo_x:
+                ax.plot(lo_x, i, marker="<", color=color[a], ms=9)
+                ax.annotate(f"{m:+.2f} (off the axis)", (lo_x, i), xytext=(10, -3), textcoords="offset points",
+                            fontsize=8, color=color[a])
+                continue
+            ax.errorbar(m, i, xerr=[[m - max(lo, lo_x)], [hi - m]], fmt="o", capsize=4, color=color[a])
+        ax.axvline(0.0, color="grey", ls="--", lw=1, label=f"{REFERENCE} (0)")
+        if headroom is not None:
+            ax.axvline(headroom, color="green", ls=":", lw=1.5, label=f"{HEADROOM}: headroom {headroom:+.3f}")
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_ylim(-0.6, len(algos) + 0.5)  # room above the rows for the legend
+        ax.set_yticks(range(len(algos)), algos)
+        ax.set_title(f"{task}: test reward − {REFERENCE} (IQM, 95 % CI)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right", ncols=2)
+    fig.tight_layout()
+    _save(fig, path)
+    return path

@@ -115,6 +115,8 @@ def write_report(rows: list[dict], out: Path, command: str = "") -> tuple[Path, 
     if plots.plot_learning_curves(rows, out / "learning_curves.png"):
         figures.append("learning_curves.png")
     if all_stats:
+        if plots.plot_improvement(rows, out / "improvement.png"):
+            figures.append("improvement.png")
         figures.append(plots.plot_intervals(all_stats, out / "intervals.png").name)
     if not rliable:
         parts += ["(IQM and probability-of-improvement intervals need rliable: `pip install -e \".[bench]\"`.)", ""]
