@@ -101,6 +101,7 @@ def plot_learning_curves(rows: list[dict], path: Path) -> Path | None:
     if not tasks:
         return None
     plt = _pyplot()
+    color = {a: f"C{i % 10}" for i, a in enumerate(dict.fromkeys(r["algo"] for r in rows if r["curve"]))}
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for algo in dict.fromkeys(r["algo"] for r in rows if r["task"] == task and r["curve"]):
@@ -109,8 +110,8 @@ def plot_learning_curves(rows: list[dict], path: Path) -> Path | None:
             x = np.asarray([p["env_steps"] for p in curves[0][:n]])
             y = np.asarray([[p["train_reward"] for p in c[:n]] for c in curves])
             mean, std = y.mean(0), y.std(0)
-            ax.plot(x, mean, label=f"{algo} ({len(curves)} seeds)")
-            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+            ax.plot(x, mean, label=f"{algo} ({len(curves)} seeds)", color=color[algo])  # one colour per algorithm
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=color[algo])
         ax.set_title(task)
         ax.set_xlabel("env steps")
         ax.set_ylabel("training reward per token")
