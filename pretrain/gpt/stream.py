@@ -121,6 +121,17 @@ class _EncoderBuffers:
         return enc.ln(h).view(b, s, w, d)
 
 
+def _stacked_norm(norms: list) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """LayerNorms' (weight, bias) stacked as (G, 1, 1, D) for inputs (G, B, N, D), and their eps."""
+    return (torch.stack([n.weight for n in norms])[:, None, None], torch.stack([n.bias for n in norms])[:, None, None],
+            norms[0].eps)
+
+
+def _stacked_linear(linears: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linears' transposed weights (G, in, out) and biases (G, 1, out), for ``baddbmm``."""
+    return torch.stack([m.weight.t() for m in linears]), torch.stack([m.bias for m in linears])[:, None]
+
+
 class _PairedEncoders:
     """The music and leader encoders' steps as one batched computation.
 
@@ -166,32 +177,20 @@ class _PairedEncoders:
         """Per block, the two encoders' parameters stacked for batched products (the weights are
         fixed while a stream runs, as for the step masks)."""
         encs = (self.music.enc, self.leader.enc)
-
-        def pair(fn):
-            return torch.stack([fn(e) for e in encs])
-
         self.blocks = []
         for i, band in enumerate(encs[1].bands):
             blk = [e.blocks[i] for e in encs]
-            up, down = [b.mlp[0] for b in blk], [b.mlp[2] for b in blk]
             self.blocks.append({
-                "band": band,
-                "ln1": (torch.stack([b.ln1.weight for b in blk])[:, None, None],
-                        torch.stack([b.ln1.bias for b in blk])[:, None, None], blk[0].ln1.eps),
-                "ln2": (torch.stack([b.ln2.weight for b in blk])[:, None, None],
-                        torch.stack([b.ln2.bias for b in blk])[:, None, None], blk[0].ln2.eps),
-                "qkv": (torch.stack([b.qkv.weight.t() for b in blk]), torch.stack([b.qkv.bias for b in blk])[:, None]),
-                "proj": (torch.stack([b.proj.weight.t() for b in blk]), torch.stack([b.proj.bias for b in blk])[:, None]),
-                "up": (torch.stack([m.weight.t() for m in up]), torch.stack([m.bias for m in up])[:, None]),
-                "down": (torch.stack([m.weight.t() for m in down]), torch.stack([m.bias for m in down])[:, None]),
+                "band": band, "heads": blk[0].n_heads,
+                "ln1": _stacked_norm([b.ln1 for b in blk]), "ln2": _stacked_norm([b.ln2 for b in blk]),
+                "qkv": _stacked_linear([b.qkv for b in blk]), "proj": _stacked_linear([b.proj for b in blk]),
+                "up": _stacked_linear([b.mlp[0] for b in blk]), "down": _stacked_linear([b.mlp[2] for b in blk]),
                 # keys (s', p + j) get bias[:, j]; the music encoder's padded streams get −inf
                 "mask": torch.stack([self._pad_keys(encs[0].bias[i]), encs[1].bias[i].repeat(1, self.n)]
                                     )[:, None, :, None, :].to(dtype),  # (2, 1, h, 1, 4·(band + 1))
-                "heads": blk[0].n_heads,
             })
-        self.stream_emb = pair(lambda e: self._pad(e.stream_emb[None], 1)[0])[:, None]  # (2, 1, 4, D)
-        self.ln = (pair(lambda e: e.ln.weight)[:, None, None], pair(lambda e: e.ln.bias)[:, None, None],
-                   encs[0].ln.eps)
+        self.stream_emb = torch.stack([self._pad(e.stream_emb[None], 1)[0] for e in encs])[:, None]  # (2, 1, 4, D)
+        self.ln = _stacked_norm([e.ln for e in encs])
         self.head_dim = encs[0].head_dim
 
     def step(self, mus_new: torch.Tensor, lead_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
