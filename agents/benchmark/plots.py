@@ -44,13 +44,16 @@ def reward_scores(rows: list[dict], task: str) -> dict[str, np.ndarray]:
 
 def interval_stats(rows: list[dict], task: str) -> dict[str, dict]:
     """{algo: {"iqm": (point, lo, hi), "poi": (point, lo, hi) or None}} for one task."""
-    scores = reward_scores(rows, task)
-    with warnings.catch_warnings():  # arch (under rliable) deprecates the RandomState rliable passes
-        warnings.simplefilter("ignore", FutureWarning)
-        return _interval_stats(scores)
+    return _interval_stats(reward_scores(rows, task))
 
 
 def _interval_stats(scores: dict[str, np.ndarray]) -> dict[str, dict]:
+    with warnings.catch_warnings():  # arch (under rliable) deprecates the RandomState rliable passes
+        warnings.simplefilter("ignore", FutureWarning)
+        return _bootstrap(scores)
+
+
+def _bootstrap(scores: dict[str, np.ndarray]) -> dict[str, dict]:
     from rliable import library as rly
     from rliable import metrics
 
@@ -172,10 +175,7 @@ def improvement_stats(rows: list[dict], task: str) -> tuple[dict[str, tuple[floa
     headroom = float(scores[HEADROOM].mean()) - base if HEADROOM in scores else None
     if not diffs:
         return {}, headroom
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        stats = _interval_stats(diffs)
-    return {a: s["iqm"] for a, s in stats.items()}, headroom
+    return {a: s["iqm"] for a, s in _interval_stats(diffs).items()}, headroom
 
 
 def plot_improvement(rows: list[dict], path: Path) -> Path | None:

@@ -35,11 +35,11 @@ A ``"window"``-architecture GPT has no exact cache; its stream simply runs the f
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
 import functools
 import math
+
+import torch
+import torch.nn.functional as F
 
 from .model import (N_COND_STREAMS, N_STREAMS, Block, FollowerGPT, LookaheadEncoder, _time_index, band_scores,
                     rope_tables)
@@ -77,11 +77,10 @@ def _step_qkv(block: Block, x: torch.Tensor, rotation: torch.Tensor):
 
 def _step_attend(block: Block, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
-    """:meth:`Block.attend` in eval mode for a few queries (B, h, N, d) over (B, h, M, d) keys, with
-    the additive ``mask`` (h, 1, M): softmax(q kᵀ/√d + mask) v written out in 4 ops (equal to
-    scaled_dot_product_attention within float rounding; its generic path costs more here)."""
-    if block.training:  # dropout: the module's own path
-        return block.attend(x, q, k, v, mask)
+    """:meth:`Block.attend` in eval mode (the only mode :class:`FollowerStream` runs) for a few
+    queries (B, h, N, d) over (B, h, M, d) keys, with the additive ``mask`` (h, 1, M):
+    softmax(q kᵀ/√d + mask) v written out in 4 ops (equal to scaled_dot_product_attention within
+    float rounding; its generic path costs more here)."""
     b, n, d = x.shape
     scores = torch.add(mask, torch.matmul(q, k.transpose(-1, -2)), alpha=1.0 / math.sqrt(q.shape[-1]))
     a = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(b, n, d)
