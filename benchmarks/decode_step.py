@@ -7,6 +7,8 @@ Rows, at batch 1 and batch 64 (one token per stream per step, 4 frames out):
   from positions; benchmarks/legacy_v1_decoder.py, random weights of the shipped v1 shapes);
 * ``v2 decoder``: the shipped tokenizer's ``StreamingDecoder.step`` (token-rate keyframe decoder,
   Hermite frames, joints by forward kinematics of the decoded rotations);
+* ``v2 compiled``: the same step through ``torch.compile`` (``compile=True``;
+  duet_env/tokenizer/compiled.py), compiled in the warm-up;
 * ``v2 of which FK``: the forward kinematics alone on the same batch.
 Times are the median over 5 repeats of ``--steps`` steps after a warm-up, in ms per step.
 """
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         lead = _leader(batch)
         v1 = V1StreamingDecoder(batch)
         v2 = tk.streaming_decoder(batch)
+        v2c = tk.streaming_decoder(batch, compile=True)
         i = [0]
 
         def step_v1():
@@ -74,17 +77,22 @@ def main(argv: list[str] | None = None) -> None:
             v2.step(tokens[i[0] % 16], lead, fwd)
             i[0] += 1
 
+        def step_v2c():
+            v2c.step(tokens[i[0] % 16], lead, fwd)
+            i[0] += 1
+
         rot = torch.eye(3).expand(batch, 4, 55, 3, 3).contiguous()
         transl = torch.zeros(batch, 4, 3)
         t_v1 = _ms_per_step(step_v1, args.steps)
         t_v2 = _ms_per_step(step_v2, args.steps)
+        t_v2c = _ms_per_step(step_v2c, args.steps)  # its warm-up compiles
         t_fk = _ms_per_step(lambda: skeleton.global_transforms(rot, transl), args.steps)
-        rows.append((batch, t_v1, t_v2, t_fk))
+        rows.append((batch, t_v1, t_v2, t_v2c, t_fk))
     print(f"decode step, ms (median of 5 x {args.steps} steps, {args.threads} thread(s), checkpoint {args.checkpoint})")
-    print(f"| batch | v1 reference | v2 decoder | v2 / v1 | v2 of which FK |")
-    print(f"| --- | --- | --- | --- | --- |")
-    for b, a, c, f in rows:
-        print(f"| {b} | {a:.3f} | {c:.3f} | {c / a:.2f}x | {f:.3f} |")
+    print("| batch | v1 reference | v2 decoder | v2 / v1 | v2 compiled | compiled / v1 | v2 of which FK |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for b, a, c, cc, f in rows:
+        print(f"| {b} | {a:.3f} | {c:.3f} | {c / a:.2f}x | {cc:.3f} | {cc / a:.2f}x | {f:.3f} |")
 
 
 if __name__ == "__main__":

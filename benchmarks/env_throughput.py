@@ -2,14 +2,16 @@
 
     python benchmarks/env_throughput.py [--steps 2000] [--threads N]
 
-Prints: single-env steps/s (gym.make, default reward, "tokens" observation); the same with
+Prints: single-env steps/s (gym.make, default reward, "tokens" observation), with the eager
+and the ``torch.compile`` d decode step (``compile_decoder``; duet_env/tokenizer/compiled.py); the same with
 the env's decode on ``torch_threads=1`` (the default) versus torch's own thread count
 (``torch_threads=None``), side by side; the cost of one ``torch.set_num_threads`` set + restore;
 the default reward's cost per step with the shared pass off (every term computes its own
 quantities, the old code) and on (:mod:`rewards.shared`), on contexts recorded from the env;
 vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
-streaming decoder's time for the same tokens, so the env's overhead over decoding is visible.
+streaming decoder's time for the same tokens (eager and compiled), so the env's overhead over
+decoding is visible.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 
 Memory: the peak resident set size (``ru_maxrss``) of a process that makes one env, and of one
@@ -34,7 +36,8 @@ from duet_env.threads import torch_threads
 
 
 def _rate(fn, n: int) -> float:
-    fn()  # warm-up
+    for _ in range(20):  # warm-up (and, with compile_decoder=True, the compile)
+        fn()
     t0 = time.perf_counter()
     for _ in range(n):
         fn()
@@ -116,8 +119,8 @@ def set_threads_cost(reps: int = 2000) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def vector_rate(num_envs: int, steps: int) -> float:
-    venv = gym.make_vec("DuetAccompany-v0", num_envs=num_envs)
+def vector_rate(num_envs: int, steps: int, compile_decoder: bool = False) -> float:
+    venv = gym.make_vec("DuetAccompany-v0", num_envs=num_envs, compile_decoder=compile_decoder)
     venv.reset(seed=0)
     acts = [venv.action_space.sample() for _ in range(16)]
     i = [0]
@@ -141,7 +144,7 @@ def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
     tiled = EpisodeClip(c.name, c.genre, c.style, np.tile(c.music, (reps_needed, 1))[: n_tokens * 4],
                         np.tile(c.leader_joints, (reps_needed, 1, 1))[: n_tokens * 4],
                         np.tile(c.leader_tokens, (reps_needed, 1))[:n_tokens])
-    core = DuetCore([tiled], tok, 1, 16, 8, None, make_reward("default"), torch_threads=1)  # as the env
+    core = DuetCore([tiled], tok, 1, 16, 8, None, make_reward("default"), torch_threads=1)  # as the env, eager
     core.reset_slot(0, 0, 0, n_tokens)
     rng = np.random.default_rng(0)
     times = {}
@@ -156,12 +159,12 @@ def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
     return {p: float(np.median(v)) for p, v in times.items()}
 
 
-def decoder_time(reps: int = 500) -> float:
+def decoder_time(reps: int = 500, compile_decoder: bool = False) -> float:
     from duet_env.env import _dataset_bank, load_tokenizer
 
     tok = load_tokenizer("default", "cpu")
     c = _dataset_bank("synth", "train", "default", "cpu")[0]
-    dec = tok.streaming_decoder(1)
+    dec = tok.streaming_decoder(1, compile_decoder)
     dec.reset()
     rng = np.random.default_rng(0)
     nvec = np.array([tok.codebook_sizes[s] for s in ("up", "down", "lhand", "rhand", "transl")])
@@ -171,7 +174,8 @@ def decoder_time(reps: int = 500) -> float:
     leader = [torch.from_numpy(c.leader_joints[f][None].copy()) for f in frames]
     heading = [torch.from_numpy(fwd[f][None].copy()) for f in frames]
     with torch_threads(1):  # as the env's default
-        dec.step(toks[0], leader[0], heading[0])
+        for i in range(20):  # warm-up (and the compile)
+            dec.step(toks[i], leader[i], heading[i])
         t0 = time.perf_counter()
         for i in range(reps):
             dec.step(toks[i], leader[i], heading[i])
@@ -227,9 +231,14 @@ def main():
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     rows = []
-    s_tokens = single_env_rate(args.steps, "tokens")
-    rows.append(("single env, tokens obs", f"{s_tokens:,.0f} steps/s"))
-    s_default = single_env_rate(args.steps, "tokens", torch_threads=None)
+    # compile_decoder is pinned in every row: the env's default "auto" would switch to the compiled
+    # step after 1,000 steps, in the middle of a measurement.
+    s_tokens = single_env_rate(args.steps, "tokens", compile_decoder=False)
+    rows.append(("single env, tokens obs, eager decode", f"{s_tokens:,.0f} steps/s"))
+    s_comp = single_env_rate(args.steps, "tokens", compile_decoder=True)
+    rows.append(("single env, tokens obs, compiled decode", f"{s_comp:,.0f} steps/s ({s_comp / s_tokens:.2f}x eager; "
+                 f"the default \"auto\" after its first 1,000 steps)"))
+    s_default = single_env_rate(args.steps, "tokens", torch_threads=None, compile_decoder=False)
     rows.append((f"single env, torch_threads=1 vs None ({user_threads} threads)",
                  f"{s_tokens:,.0f} vs {s_default:,.0f} steps/s ({s_tokens / s_default:.2f}x)"))
     st = set_threads_cost()
@@ -240,16 +249,23 @@ def main():
     rows.append(("default reward per step, unshared vs shared",
                  f"{old * 1e6:,.0f} vs {new * 1e6:,.0f} us ({old / new:.2f}x; best of 5 rounds over "
                  f"{len(contexts)} env contexts)"))
-    rows.append(("single env, features obs", f"{single_env_rate(args.steps, 'features'):,.0f} steps/s"))
+    rows.append(("single env, features obs, eager decode",
+                 f"{single_env_rate(args.steps, 'features', compile_decoder=False):,.0f} steps/s"))
     for n in (1, 8, 64):
         r = vector_rate(n, args.steps * 4)
-        rows.append((f"vector env, {n} envs", f"{r:,.0f} env-steps/s ({r / s_tokens:.1f}x single)"))
+        rows.append((f"vector env, {n} envs, eager", f"{r:,.0f} env-steps/s ({r / s_tokens:.1f}x single eager)"))
+    r = vector_rate(8, args.steps * 4, compile_decoder=True)
+    rows.append(("vector env, 8 envs, compiled", f"{r:,.0f} env-steps/s ({r / s_comp:.1f}x single compiled)"))
     lt = long_episode_times()
     rows.append(("core step time at step 10", f"{lt[10] * 1e3:.3f} ms"))
     rows.append(("core step time at step 1000", f"{lt[1000] * 1e3:.3f} ms ({lt[1000] / lt[10]:.2f}x)"))
     d = decoder_time()
-    rows.append(("bare streaming decoder step (B=1)", f"{d * 1e3:.3f} ms"))
-    rows.append(("env step / decoder step", f"{(1 / s_tokens) / d:.2f}x"))
+    dc = decoder_time(compile_decoder=True)
+    rows.append(("bare streaming decoder step (B=1), eager vs compiled",
+                 f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x)"))
+    rows.append(("env step / decoder step, eager", f"{(1 / s_tokens) / d:.2f}x"))
+    rows.append(("env step / decoder step, compiled", f"{(1 / s_comp) / dc:.2f}x "
+                 f"(env step over the eager decoder step: {(1 / s_comp) / d:.2f}x)"))
     for n in (1, 64):
         m = memory(n)
         rows.append((f"peak RSS, {n} env{'s' if n > 1 else ''} (own process)",

@@ -29,10 +29,12 @@ from .tokens import window_length
 class DuetCore:
     def __init__(self, clips: list[EpisodeClip], tokenizer, num_envs: int, history: int, lookahead: int,
                  episode_tokens: int | None, reward, device: str | torch.device = "cpu",
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = None, compile_decoder: bool | str = False):
         """``torch_threads``: intra-op threads for the decode, set around it and restored
         (:mod:`duet_env.threads`); None (the default here) keeps the caller's setting — the env
-        passes its config key ``torch_threads`` (default 1)."""
+        passes its config key ``torch_threads`` (default 1). ``compile_decoder``: the decode step
+        eager (False, the default here), compiled (True) or "auto"
+        (:mod:`duet_env.tokenizer.compiled`); the env passes its config key (default "auto")."""
         if not clips:
             raise ValueError("DuetCore needs at least one clip")
         self.clips = clips
@@ -45,7 +47,7 @@ class DuetCore:
         self.torch_threads = check_torch_threads(torch_threads)
         self.codebook_sizes = dict(tokenizer.codebook_sizes)
         self.nvec = np.array([self.codebook_sizes[s] for s in FOLLOWER_STREAMS], np.int64)
-        self.decoder = tokenizer.streaming_decoder(b)
+        self.decoder = tokenizer.streaming_decoder(b, compile_decoder)
         self.F = CONTEXT_FRAMES
         max_tokens = max(c.num_tokens for c in clips)
         self.max_len = min(max_tokens, episode_tokens) if episode_tokens else max_tokens

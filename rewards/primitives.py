@@ -16,6 +16,7 @@ _SIGMOIDS = ("gaussian", "linear", "quadratic", "cosine", "hyperbolic", "long_ta
              "reciprocal", "tanh_squared")
 # These reach exactly 0 at a finite distance, so value_at_margin may be 0.
 _FINITE_SUPPORT = ("linear", "quadratic", "cosine")
+_TINY = float(np.nextafter(0.0, 1.0))
 
 
 def _sigmoid(x: np.ndarray, value_at_margin: float, kind: str) -> np.ndarray:
@@ -60,14 +61,23 @@ def tolerance(x, bounds: tuple[float, float] = (0.0, 0.0), margin: float = 0.0,
     Output in [0, 1], the broadcast shape, float32 for float32 input.
     Source: dm_control ``rewards.tolerance`` (Tassa et al. 2018), reimplemented.
     """
-    lo, hi = np.asarray(bounds[0], np.float64), np.asarray(bounds[1], np.float64)
-    if np.any(lo > hi):
-        raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
+    lo, hi = bounds[0], bounds[1]
+    # Scalar bounds (every built-in term's) are checked as float64 scalars — as strongly typed as
+    # the 0-d arrays of the general path, so the arithmetic is the same — because the array checks
+    # cost more than the rest of the call on the env's small batches.
+    if np.ndim(lo) == 0 and np.ndim(hi) == 0:
+        lo, hi = np.float64(lo), np.float64(hi)
+        if lo > hi:
+            raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
+    else:
+        lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        if np.any(lo > hi):
+            raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
     if margin < 0:
         raise ValueError(f"tolerance: margin must be >= 0; got {margin}")
     if sigmoid not in _SIGMOIDS:
         raise ValueError(f"tolerance: unknown sigmoid {sigmoid!r}; known: {', '.join(_SIGMOIDS)}")
-    low_ok = 0.0 if sigmoid in _FINITE_SUPPORT else np.nextafter(0.0, 1.0)
+    low_ok = 0.0 if sigmoid in _FINITE_SUPPORT else _TINY
     if not (low_ok <= value_at_margin < 1.0):
         raise ValueError(f"tolerance: value_at_margin must be in [{'0' if low_ok == 0 else '>0'}, 1) "
                          f"for sigmoid {sigmoid!r}; got {value_at_margin}")

@@ -32,6 +32,7 @@ import torch
 
 from .. import checkpoint
 from . import features
+from .compiled import CompilableStep
 from .config import (STREAMS, build_model, checkpoint_stem, load_config,
                                    stream_config)
 from .model import FusedDecoder, StreamVQVAE
@@ -138,8 +139,10 @@ class Tokenizer:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
-    def streaming_decoder(self, batch_size: int) -> "StreamingDecoder":
-        return StreamingDecoder(self, batch_size)
+    def streaming_decoder(self, batch_size: int, compile: bool | str = False) -> "StreamingDecoder":
+        """A token-by-token decoder for ``batch_size`` streams; ``compile``: False (eager), True or
+        "auto" (:mod:`duet_env.tokenizer.compiled`)."""
+        return StreamingDecoder(self, batch_size, compile)
 
     # ---------------------------------------------------------------- helpers
     def _joints_in(self, x, name: str, min_frames: int = 1) -> tuple[torch.Tensor, bool, tuple]:
@@ -260,11 +263,25 @@ class Tokenizer:
 class StreamingDecoder:
     """Token-by-token decoder for ``batch_size`` parallel streams (one per env)."""
 
-    def __init__(self, tokenizer: Tokenizer, batch_size: int):
+    def __init__(self, tokenizer: Tokenizer, batch_size: int, compile: bool | str = False):
+        """``compile``: False (eager), True (``torch.compile`` from the first step) or "auto"
+        (compiled after 1,000 eager steps, small batches on CPU); :mod:`duet_env.tokenizer.compiled`."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         self.tokenizer, self.batch_size = tokenizer, batch_size
         self.state = tokenizer._fused.init_state(batch_size, tokenizer.device, tokenizer.dtype)
+
+        def decode_step(tokens, state, leader_joints, leader_forward):
+            # a pure tensor function of its inputs: what torch.compile traces
+            y, new_state = tokenizer._fused(tokenizer._decoder_input(tokens.unsqueeze(1)), state)
+            return tokenizer._assemble(y, leader_joints, leader_forward), new_state
+
+        self._step = CompilableStep(decode_step, compile, batch_size, tokenizer.device)
+
+    @property
+    def is_compiled(self) -> bool:
+        """Whether the steps now run the ``torch.compile`` d step."""
+        return self._step.is_compiled
 
     def reset(self, mask=None) -> None:
         """Forget the history of the streams where ``mask`` ``(B,)`` is True (all when None)."""
@@ -298,5 +315,6 @@ class StreamingDecoder:
             raise ValueError(f"leader_forward must have shape ({b}, {TOKEN_FRAMES}, 3); got {tuple(leader_forward.shape)}")
         tokens = tokens.to(tk.device)
         tk._check_tokens(tokens, "tokens")
-        y, self.state = tk._fused(tk._decoder_input(tokens.long().unsqueeze(1)), self.state)
-        return tk._assemble(y, leader_joints.to(tk.device, tk.dtype), leader_forward.to(tk.device, tk.dtype))
+        out, self.state = self._step(tokens.long(), self.state, leader_joints.to(tk.device, tk.dtype),
+                                     leader_forward.to(tk.device, tk.dtype))
+        return out
