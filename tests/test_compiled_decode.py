@@ -103,3 +103,18 @@ def test_bad_compile_setting_is_refused(tk, env_kwargs):
         tk.streaming_decoder(1, compile="yes")
     with pytest.raises(ValueError, match="compile_decoder"):
         gym.make("DuetAccompany-v0", **env_kwargs, compile_decoder=1)
+
+
+def test_auto_without_a_compiler_stays_eager_quietly(tk, monkeypatch):
+    monkeypatch.setattr(compiled, "AUTO_AFTER_STEPS", 1)
+    monkeypatch.setattr(compiled, "unavailable_reason", lambda device: "no C++ compiler found")
+    tokens, lead, fwd = _inputs(3, 1)
+    dec = tk.streaming_decoder(1, compile="auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(3):
+            dec.step(tokens[i], lead[i], fwd[i])
+    assert not dec.is_compiled
+    strict = tk.streaming_decoder(1, compile=True)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        strict.step(tokens[0], lead[0], fwd[0])

@@ -110,24 +110,34 @@ class CompilableStep:
         return out
 
     def _compile_and_run(self, *args):
-        reason = unavailable_reason(self.device)
-        if reason is None:
-            t0 = time.perf_counter()
-            log.info("compiling the decode step (batch %d); about 30 s the first time on a machine, "
-                     "a few seconds from inductor's cache", self.batch_size)
-            try:
-                fn = torch.compile(self.eager, dynamic=False)
-                with warnings.catch_warnings():
-                    # inductor's own tracing copy-constructs a tensor and says so; not the user's concern
-                    warnings.filterwarnings("ignore", message="To copy construct from a tensor")
-                    out = fn(*args)
-            except Exception as err:  # any compiler failure: fall back, keep going
-                reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        missing = unavailable_reason(self.device)
+        if missing is not None:
+            self._failed = missing
+            if self.mode == "auto":  # "auto" means "where available": not worth a warning
+                log.info("compile_decoder='auto': torch.compile is not available (%s); the decoder stays eager",
+                         missing)
             else:
-                self._compiled = fn
-                log.info("decode step compiled in %.1f s", time.perf_counter() - t0)
-                return out
-        self._failed = reason
+                self._warn(missing)
+            return self.eager(*args)
+        t0 = time.perf_counter()
+        log.info("compiling the decode step (batch %d); about 30 s the first time on a machine, "
+                 "a few seconds from inductor's cache", self.batch_size)
+        try:
+            fn = torch.compile(self.eager, dynamic=False)
+            with warnings.catch_warnings():
+                # inductor's own tracing copy-constructs a tensor and says so; not the user's concern
+                warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+                out = fn(*args)
+        except Exception as err:  # any compiler failure: fall back to eager and keep going
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            self._failed = f"{type(err).__name__}: {first_line}"
+            self._warn(self._failed)
+            return self.eager(*args)
+        self._compiled = fn
+        log.info("decode step compiled in %.1f s", time.perf_counter() - t0)
+        return out
+
+    @staticmethod
+    def _warn(reason: str) -> None:
         warnings.warn(f"compile_decoder: torch.compile is not usable here ({reason}); the decoder "
-                      f"runs eagerly (same results, slower at small batches)", RuntimeWarning, stacklevel=3)
-        return self.eager(*args)
+                      f"runs eagerly (same results, slower at small batches)", RuntimeWarning, stacklevel=4)
