@@ -44,10 +44,9 @@ def _rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def single_env_rate(steps: int, obs: str, **config) -> float:
+def _single_env_stepper(obs: str, **config):
     env = gym.make("DuetAccompany-v0", observation=obs, **config)
     env.reset(seed=0)
-    rng = np.random.default_rng(0)
     acts = [env.action_space.sample() for _ in range(64)]
     i = [0]
 
@@ -56,8 +55,33 @@ def single_env_rate(steps: int, obs: str, **config) -> float:
         i[0] += 1
         if term or trunc:
             env.reset()
-    del rng
-    return _rate(one, steps)
+    return one
+
+
+def single_env_rate(steps: int, obs: str, **config) -> float:
+    return _rate(_single_env_stepper(obs, **config), steps)
+
+
+def interleaved_rates(fns: dict, steps: int, rounds: int = 5) -> dict:
+    """Steps/s of each ``fns[name]`` (one step per call), measured in ``rounds`` alternating rounds
+    of ``steps // rounds`` calls each; the best round of each counts. This machine's speed drifts
+    by ±25 % within a minute (shared host), so rates measured one after the other can differ by
+    more than the effect; alternating rounds expose every variant to the same drift."""
+    best = {name: 0.0 for name in fns}
+    for fn in fns.values():
+        for _ in range(20):  # warm-up (and any compile)
+            fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = max(best[name], _rate_no_warmup(fn, max(steps // rounds, 20)))
+    return best
+
+
+def _rate_no_warmup(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return n / (time.perf_counter() - t0)
 
 
 def recorded_contexts(steps: int) -> list:
@@ -159,7 +183,9 @@ def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
     return {p: float(np.median(v)) for p, v in times.items()}
 
 
-def decoder_time(reps: int = 500, compile_decoder: bool = False) -> float:
+def _decoder_stepper(compile_decoder: bool, reps: int = 500):
+    """One bare streaming-decoder step per call (B = 1, the default tokenizer, a train clip's
+    leader frames and heading, random tokens), on one torch thread as the env's default."""
     from duet_env.env import _dataset_bank, load_tokenizer
 
     tok = load_tokenizer("default", "cpu")
@@ -173,13 +199,14 @@ def decoder_time(reps: int = 500, compile_decoder: bool = False) -> float:
     frames = [slice(4 * j, 4 * j + 4) for j in (i % c.num_tokens for i in range(reps))]
     leader = [torch.from_numpy(c.leader_joints[f][None].copy()) for f in frames]
     heading = [torch.from_numpy(fwd[f][None].copy()) for f in frames]
-    with torch_threads(1):  # as the env's default
-        for i in range(20):  # warm-up (and the compile)
-            dec.step(toks[i], leader[i], heading[i])
-        t0 = time.perf_counter()
-        for i in range(reps):
-            dec.step(toks[i], leader[i], heading[i])
-        return (time.perf_counter() - t0) / reps
+    i = [0]
+
+    def one():
+        k = i[0] % reps
+        with torch_threads(1):
+            dec.step(toks[k], leader[k], heading[k])
+        i[0] += 1
+    return one
 
 
 MEMORY_CHILD = r"""
@@ -233,9 +260,11 @@ def main():
     rows = []
     # compile_decoder is pinned in every row: the env's default "auto" would switch to the compiled
     # step after 1,000 steps, in the middle of a measurement.
-    s_tokens = single_env_rate(args.steps, "tokens", compile_decoder=False)
-    rows.append(("single env, tokens obs, eager decode", f"{s_tokens:,.0f} steps/s"))
-    s_comp = single_env_rate(args.steps, "tokens", compile_decoder=True)
+    pair = interleaved_rates({"eager": _single_env_stepper("tokens", compile_decoder=False),
+                              "compiled": _single_env_stepper("tokens", compile_decoder=True)}, 2 * args.steps)
+    s_tokens, s_comp = pair["eager"], pair["compiled"]
+    rows.append(("single env, tokens obs, eager decode", f"{s_tokens:,.0f} steps/s (best of 5 rounds, "
+                 f"alternating with the next row)"))
     rows.append(("single env, tokens obs, compiled decode", f"{s_comp:,.0f} steps/s ({s_comp / s_tokens:.2f}x eager; "
                  f"the default \"auto\" after its first 1,000 steps)"))
     s_default = single_env_rate(args.steps, "tokens", torch_threads=None, compile_decoder=False)
@@ -259,9 +288,9 @@ def main():
     lt = long_episode_times()
     rows.append(("core step time at step 10", f"{lt[10] * 1e3:.3f} ms"))
     rows.append(("core step time at step 1000", f"{lt[1000] * 1e3:.3f} ms ({lt[1000] / lt[10]:.2f}x)"))
-    d = decoder_time()
-    dc = decoder_time(compile_decoder=True)
-    rows.append(("bare streaming decoder step (B=1), eager vs compiled",
+    dec_rates = interleaved_rates({"eager": _decoder_stepper(False), "compiled": _decoder_stepper(True)}, 2500)
+    d, dc = 1.0 / dec_rates["eager"], 1.0 / dec_rates["compiled"]
+    rows.append(("bare streaming decoder step (B=1), eager vs compiled (best of 5 alternating rounds)",
                  f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x)"))
     rows.append(("env step / decoder step, eager", f"{(1 / s_tokens) / d:.2f}x"))
     rows.append(("env step / decoder step, compiled", f"{(1 / s_comp) / dc:.2f}x "
