@@ -66,3 +66,31 @@ def augment_music(music: np.ndarray, rng: np.random.Generator, mean: np.ndarray,
     frames[use] = x
     frames = np.where(pad, 0.0, frames)
     return frames.reshape(b, w, flat).astype(np.float32)
+
+
+def desync_leader(leader: np.ndarray, music: np.ndarray, rng: np.random.Generator, probability: float,
+                  leader_pad: np.ndarray) -> np.ndarray:
+    """Leader windows ``(B, W, 4)`` of which a share ``probability`` is swapped for another row's.
+
+    Why: a SynthDuet follower always dances with a leader who dances to the same song, so the GPT
+    can take its timing from the leader alone — and with a leader who does not dance to the music
+    (a user's leader on their own recording; issue "real music") it follows the leader off the
+    beat. In a swapped window the leader is an unrelated dancer (another clip, time or genre) while
+    the music and the follower targets stay aligned, so the beats can only come from the music.
+
+    The chosen rows are permuted among themselves (a derangement by one position, so no row keeps
+    its own leader); positions where a row's own music is padding (all-zero: outside the clip or
+    episode) get the leader pad id, as the env pads. Fewer than two chosen rows: nothing changes.
+    """
+    if probability <= 0:
+        return leader
+    rows = np.flatnonzero(rng.random(len(leader)) < probability)
+    if len(rows) < 2:
+        return leader
+    out = leader.copy()
+    out[rows] = leader[np.roll(rows, 1)]
+    pad = ~np.any(music[rows] != 0.0, axis=-1)  # (R, W)
+    sub = out[rows]
+    sub[pad] = leader_pad
+    out[rows] = sub
+    return out

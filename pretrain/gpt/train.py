@@ -10,7 +10,8 @@ clip (k = round(1 / fraction), in name order, so every genre gives some) is held
 (:func:`hold_out`); at every checkpoint the held-out clips' teacher-forced cross-entropy (summed over
 streams, as ``pretrain.gpt evaluate`` computes it) is measured and, when it is the lowest so far, the
 weights are written to ``out_dir/best`` — early stopping by selection: the run goes on, the best
-point is kept. ``train.music_augment`` > 0 perturbs that share of the windows' music features
+point is kept. ``train.music_augment`` > 0 perturbs that share of the windows' music features,
+and ``train.leader_desync`` > 0 gives that share of the windows an unrelated leader
 (:mod:`pretrain.gpt.augment`).
 
 Reproducibility: the batch and the dropout masks of step k are drawn from generators seeded
@@ -43,7 +44,7 @@ from duet_env.conventions import MUSIC_DIM
 from pretrain import distributed
 from pretrain.precision import autocast
 
-from .augment import augment_music
+from .augment import augment_music, desync_leader
 from .config import with_codebook_sizes
 from .data import IGNORE, WindowSampler
 from .model import FollowerGPT
@@ -213,6 +214,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
                 "validation_clips": [c["name"] for c in val_clips or []], **(extra_state or {})}
 
     augment = float(tcfg.get("music_augment", 0.0))
+    desync = float(tcfg.get("leader_desync", 0.0))
     stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
     net = distributed.wrap(model, dev)
@@ -223,6 +225,8 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         torch.manual_seed(_step_seed(seed, step) + 7919 * distributed.rank())  # rank 0: the single-process seed
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
                                float(tcfg["episode_fraction"]))
+        if desync > 0:  # before the music augmentation: the padding test reads the clean music
+            batch["leader"] = desync_leader(batch["leader"], batch["music"], rng, desync, sampler.leader_pad)
         if augment > 0:
             batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
         batch["targets"] = decision_targets(batch["targets"], config)
