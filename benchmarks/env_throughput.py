@@ -14,7 +14,7 @@ streaming decoder's time for the same tokens (eager and compiled), so the env's 
 decoding is visible.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 
-Memory: the peak resident set size (``ru_maxrss``) of a process that makes one env, and of one
+Memory: the peak resident set size (``VmHWM``) of a process that makes one env, and of one
 that makes a 64-env vector env, each then stepping 200 times; each in its own fresh Python
 process, so the numbers do not mix (the data load's transient arrays count: it is a peak). Beside
 it the process's RSS after the steps and the clip bank's arrays (shared by all envs of a
@@ -227,7 +227,9 @@ with open("/proc/self/statm") as f:
 bank = env.unwrapped.core.clips if n == 1 else env.core.clips
 arrays = {id(a): a.nbytes for c in bank for a in (c.music, c.leader_joints, c.leader_tokens, c.follower_joints,
                                                    c.follower_tokens) if a is not None}
-print("RESULT " + json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+with open("/proc/self/status") as f:  # VmHWM: this process's own peak (ru_maxrss keeps the parent's)
+    hwm = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:"))
+print("RESULT " + json.dumps({"peak": hwm,
                               "now": rss_now, "bank": sum(arrays.values())}))
 """
 
