@@ -2,6 +2,9 @@
 
     python benchmarks/env_throughput.py [--steps 2000] [--threads N]
 
+Every rate is the best of 5 rounds (this shared machine's speed drifts by ±25 % within a minute;
+the best round is the least disturbed), and the eager and compiled rows alternate their rounds.
+
 Prints: single-env steps/s (gym.make, default reward, "tokens" observation), with the eager
 and the ``torch.compile`` d decode step (``compile_decoder``; duet_env/tokenizer/compiled.py); the same with
 the env's decode on ``torch_threads=1`` (the default) versus torch's own thread count
@@ -36,12 +39,9 @@ from duet_env.threads import torch_threads
 
 
 def _rate(fn, n: int) -> float:
-    for _ in range(20):  # warm-up (and, with compile_decoder=True, the compile)
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return n / (time.perf_counter() - t0)
+    """Calls per second of ``fn``: the best of 5 rounds of ``n // 5`` calls after a warm-up (the
+    statistic of every row, so rows compare like with like; see :func:`interleaved_rates`)."""
+    return interleaved_rates({"fn": fn}, n)["fn"]
 
 
 def _single_env_stepper(obs: str, **config):
