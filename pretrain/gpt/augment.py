@@ -68,7 +68,7 @@ def augment_music(music: np.ndarray, rng: np.random.Generator, mean: np.ndarray,
     return frames.reshape(b, w, flat).astype(np.float32)
 
 
-def desync_leader(leader: np.ndarray, music: np.ndarray, rng: np.random.Generator, probability: float,
+def desync_leader(leader: np.ndarray, rng: np.random.Generator, probability: float,
                   leader_pad: np.ndarray) -> np.ndarray:
     """Leader windows ``(B, W, 4)`` of which a share ``probability`` is swapped for another row's.
 
@@ -79,18 +79,17 @@ def desync_leader(leader: np.ndarray, music: np.ndarray, rng: np.random.Generato
     the music and the follower targets stay aligned, so the beats can only come from the music.
 
     The chosen rows are permuted among themselves (a derangement by one position, so no row keeps
-    its own leader); positions where a row's own music is padding (all-zero: outside the clip or
-    episode) get the leader pad id, as the env pads. Fewer than two chosen rows: nothing changes.
+    its own leader); where a row's own leader is padding (outside the clip or episode, padded with
+    its music by the sampler) the swapped leader is padding too. Fewer than two chosen rows:
+    nothing changes.
     """
     if probability <= 0:
         return leader
     rows = np.flatnonzero(rng.random(len(leader)) < probability)
     if len(rows) < 2:
         return leader
+    swapped = leader[np.roll(rows, 1)]  # fancy indexing: a copy
+    swapped[(leader[rows] == leader_pad).all(-1)] = leader_pad
     out = leader.copy()
-    out[rows] = leader[np.roll(rows, 1)]
-    pad = ~np.any(music[rows] != 0.0, axis=-1)  # (R, W)
-    sub = out[rows]
-    sub[pad] = leader_pad
-    out[rows] = sub
+    out[rows] = swapped
     return out

@@ -225,8 +225,8 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         torch.manual_seed(_step_seed(seed, step) + 7919 * distributed.rank())  # rank 0: the single-process seed
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
                                float(tcfg["episode_fraction"]))
-        if desync > 0:  # before the music augmentation: the padding test reads the clean music
-            batch["leader"] = desync_leader(batch["leader"], batch["music"], rng, desync, sampler.leader_pad)
+        if desync > 0:
+            batch["leader"] = desync_leader(batch["leader"], rng, desync, sampler.leader_pad)
         if augment > 0:
             batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
         batch["targets"] = decision_targets(batch["targets"], config)
