@@ -34,9 +34,9 @@ class Batch:
     rot: torch.Tensor | None   # (B, W, 55, 3, 3) local rotations of all joints (root in the leader frame)
 
 
-def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def _track_arrays(clip: Clip, stream: str, heading_sigma: float) -> list[tuple[np.ndarray, np.ndarray | None]]:
     lead = torch.from_numpy(np.asarray(clip.leader.joints, np.float64))
-    fwd = features.leader_heading(lead)
+    fwd = features.leader_heading(lead, heading_sigma)
     if stream == "transl":
         foll = torch.from_numpy(np.asarray(clip.follower.joints, np.float64))
         return [(features.transl_features(foll, lead, fwd).float().numpy(), None)]
@@ -55,13 +55,14 @@ def _track_arrays(clip: Clip, stream: str) -> list[tuple[np.ndarray, np.ndarray 
 class MotionWindows:
     """Random fixed-length windows of one stream's features (a body part, or "transl")."""
 
-    def __init__(self, clips: list[Clip], stream: str, window: int):
+    def __init__(self, clips: list[Clip], stream: str, window: int,
+                 heading_sigma: float = features.HEADING_SIGMA_FRAMES):
         if window % 4:
             raise ValueError(f"window must be a multiple of 4 frames, got {window}")
         self.stream, self.window = stream, window
         xs, aas, starts, offset = [], [], [], 0
         for clip in clips:
-            for x, aa in _track_arrays(clip, stream):
+            for x, aa in _track_arrays(clip, stream, heading_sigma):
                 t = x.shape[0]
                 if not np.isfinite(x).all():
                     raise ValueError(f"clip {clip.name}: non-finite motion values")

@@ -163,7 +163,8 @@ def test_leader_heading_keeps_turns_removes_wobble_and_turns_with_the_leader():
     yaw_angles = turn + wobble
     rest = skeleton.rest_joints()
     lead = np.stack([rest @ yaw(a).T for a in yaw_angles])
-    fwd = Tokenizer.leader_heading(lead)
+    tk = Tokenizer.from_config("tiny", seed=0)
+    fwd = tk.leader_heading(lead)
     assert fwd.shape == (240, 3) and np.allclose(np.linalg.norm(fwd, axis=-1), 1.0)
     got = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
     inner = slice(30, -30)
@@ -172,6 +173,42 @@ def test_leader_heading_keeps_turns_removes_wobble_and_turns_with_the_leader():
     raw_yaw = np.unwrap(np.arctan2(raw[:, 0], raw[:, 2]))
     assert np.abs(np.diff(got, 3)).mean() < 0.05 * np.abs(np.diff(raw_yaw, 3)).mean()
     # turning the whole leader turns the heading by the same angle
-    turned = Tokenizer.leader_heading(lead @ yaw(0.7).T)
+    turned = tk.leader_heading(lead @ yaw(0.7).T)
     np.testing.assert_allclose(turned, fwd @ yaw(0.7).T, atol=1e-9)
-    assert features.HEADING_SIGMA_FRAMES > 0
+    assert tk.heading_sigma == features.HEADING_SIGMA_FRAMES > 0
+
+
+def test_heading_sigma_is_part_of_the_tokenizer_and_its_checkpoints(tmp_path):
+    """A tokenizer reads the leader frame with the σ it was trained with: saved in every model's
+    JSON, read back, and a checkpoint without the key (older) gets the old default."""
+    import json
+
+    from duet_env import checkpoint
+    from duet_env.tokenizer import features
+    from duet_env.tokenizer.config import load_config
+
+    t = np.arange(120)
+    lead = np.stack([skeleton.rest_joints() @ yaw(a).T for a in 0.3 * np.sin(2 * np.pi * t / 30)])
+    cfg = load_config("tiny")
+    cfg = {**cfg, "model": {**cfg["model"], "heading_sigma": 20.0}}
+    wide = Tokenizer.from_config(cfg, seed=0)
+    assert wide.heading_sigma == 20.0
+    wide.save(tmp_path / "wide")
+    back = Tokenizer.load(tmp_path / "wide")
+    assert back.heading_sigma == 20.0
+    narrow = Tokenizer.from_config("tiny", seed=0)
+    # a wider Gaussian removes more of a slow (1 s) sway of the leader's hips
+    sway = [np.abs(np.diff(np.unwrap(np.arctan2(f[:, 0], f[:, 2])))).mean()
+            for f in (narrow.leader_heading(lead), back.leader_heading(lead))]
+    assert sway[1] < 0.2 * sway[0]
+    # an old checkpoint (no key) reads with the old default; models that disagree are refused
+    for stem in ("vqvae_upper", "transl"):
+        meta = json.loads((tmp_path / "wide" / f"{stem}.json").read_text())
+        if stem == "vqvae_upper":
+            meta["config"].pop("heading_sigma")
+        (tmp_path / "wide" / f"{stem}.json").write_text(json.dumps(meta))
+    with pytest.raises(checkpoint.CheckpointError, match="heading_sigma"):
+        Tokenizer.load(tmp_path / "wide")
+    with pytest.raises(ValueError, match="heading_sigma"):
+        Tokenizer.from_config({**cfg, "model": {**cfg["model"], "heading_sigma": -1}})
+    assert features.HEADING_SIGMA_FRAMES == 6.0

@@ -33,8 +33,7 @@ import torch
 from .. import checkpoint
 from . import features
 from .compiled import CompilableStep
-from .config import (STREAMS, build_model, checkpoint_stem, load_config,
-                                   stream_config)
+from .config import STREAMS, build_model, checkpoint_stem, heading_sigma_of, load_config, stream_config
 from .model import FusedDecoder, StreamVQVAE
 
 from .. import motion, skeleton
@@ -55,6 +54,11 @@ class Tokenizer:
             raise ValueError(f"tokenizer needs a model for every stream; missing {missing}")
         self.device, self.dtype = torch.device(device), dtype
         self.configs = dict(configs or {})  # per-stream flat model configs, for save()
+        # The leader frame's heading smoothing: one value for all five models (they share the frame).
+        sigmas = {s: heading_sigma_of(c) for s, c in self.configs.items()}
+        if len(set(sigmas.values())) > 1:
+            raise checkpoint.CheckpointError(f"tokenizer models disagree on heading_sigma (the leader frame): {sigmas}")
+        self.heading_sigma = next(iter(sigmas.values())) if sigmas else features.HEADING_SIGMA_FRAMES
         self.models = {s: models[s].to(self.device, dtype).eval() for s in STREAMS}
         for m in self.models.values():
             m.requires_grad_(False)
@@ -116,13 +120,13 @@ class Tokenizer:
             weights = {k: v.float() if v.is_floating_point() else v for k, v in self.models[s].state_dict().items()}
             checkpoint.save(folder, checkpoint_stem(s), weights, self.configs[s])
 
-    @staticmethod
-    def leader_heading(leader_joints):
+    def leader_heading(self, leader_joints):
         """The leader frame's heading ``(..., T, 3)`` of whole leader sequences ``(..., T, 55, 3)``:
-        :func:`duet_env.tokenizer.features.leader_heading` (numpy in, numpy out)."""
+        :func:`duet_env.tokenizer.features.leader_heading` with this tokenizer's ``heading_sigma``
+        (numpy in, numpy out)."""
         if isinstance(leader_joints, np.ndarray):
-            return features.leader_heading(torch.from_numpy(leader_joints)).numpy()
-        return features.leader_heading(leader_joints)
+            return features.leader_heading(torch.from_numpy(leader_joints), self.heading_sigma).numpy()
+        return features.leader_heading(leader_joints, self.heading_sigma)
 
     @property
     def fingerprint(self) -> str:

@@ -52,14 +52,17 @@ def pelvis_velocity(pelvis: torch.Tensor) -> torch.Tensor:
 # frame that wobbles turns a smooth partner offset of 0.5-0.8 m into a jittery one the decoder
 # cannot follow. A zero-phase Gaussian on the unwrapped yaw keeps turns and removes the wobble;
 # it reads the leader's future frames, which the env knows (the leader is given, not generated).
+# σ is part of a tokenizer's model config (``heading_sigma``, stored in every checkpoint's JSON):
+# a tokenizer must be read in the frame it was trained in. Checkpoints without the key were
+# trained with this value.
 HEADING_SIGMA_FRAMES = 6.0
 
 
-def leader_heading(leader_joints) -> torch.Tensor:
+def leader_heading(leader_joints, sigma: float = HEADING_SIGMA_FRAMES) -> torch.Tensor:
     """Smoothed facing direction ``(..., T, 3)`` of a leader ``(..., T, 55, 3)`` (whole sequences).
 
     ``yaw_t = atan2(f_x, f_z)`` of :func:`duet_env.motion.heading_from_joints`, unwrapped along
-    time and filtered by a Gaussian of σ = HEADING_SIGMA_FRAMES frames (scipy ``gaussian_filter1d``,
+    time and filtered by a Gaussian of σ = ``sigma`` frames (scipy ``gaussian_filter1d``,
     edges by nearest), then ``(sin yaw, 0, cos yaw)``. Rotating the whole leader about the vertical
     axis rotates the result by the same angle. Returns the input's dtype and device.
     """
@@ -68,8 +71,10 @@ def leader_heading(leader_joints) -> torch.Tensor:
     j = torch.as_tensor(leader_joints)
     fwd = motion.heading_from_joints(j.detach().cpu().double())
     yaw = np.unwrap(np.arctan2(fwd[..., 0].numpy(), fwd[..., 2].numpy()), axis=-1)
-    if HEADING_SIGMA_FRAMES > 0 and yaw.shape[-1] > 1:
-        yaw = gaussian_filter1d(yaw, HEADING_SIGMA_FRAMES, axis=-1, mode="nearest")
+    if sigma < 0 or not np.isfinite(sigma):
+        raise ValueError(f"leader_heading: sigma must be a finite number >= 0, got {sigma!r}")
+    if sigma > 0 and yaw.shape[-1] > 1:
+        yaw = gaussian_filter1d(yaw, float(sigma), axis=-1, mode="nearest")
     out = np.stack([np.sin(yaw), np.zeros_like(yaw), np.cos(yaw)], -1)
     return torch.from_numpy(out).to(j.device, j.dtype if j.is_floating_point() else torch.float32)
 

@@ -18,7 +18,7 @@ import torch
 
 from duet_env import checkpoint
 from duet_env.conventions import PART_NAMES
-from duet_env.tokenizer.config import STREAMS, checkpoint_stem, load_config
+from duet_env.tokenizer.config import STREAMS, checkpoint_stem, heading_sigma_of, load_config
 from pretrain import distributed
 from pretrain.precision import PRECISIONS
 
@@ -55,7 +55,7 @@ def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, defa
             clips = load_clips(args.data, "train", progress=distributed.is_main())
         for s in streams:
             t0 = time.time()
-            data = MotionWindows(clips, s, cfg["train"]["window"])
+            data = MotionWindows(clips, s, cfg["train"]["window"], heading_sigma_of(cfg["model"]))
             train_stream(s, cfg, data, args.out, args.steps, args.resume, args.seed, str(device),
                          precision=args.precision)
             if distributed.is_main():
