@@ -63,14 +63,15 @@ def _synth_test_leaders() -> dict[str, Clip]:
     return best
 
 
-def run(policies: list[str], seconds: float, ids: list[str] | None, seed: int = 0) -> dict:
+def run(policies: list[str], seconds: float, ids: list[str] | None, seed: int = 0,
+        tokenizer: str = "default") -> dict:
     from agents.accompany.leaders import load_leader
     from agents.accompany.outputs import duet_metrics
     from agents.accompany.song import analyse_song
     from agents.rollout import generate_followers, load_policy
     from duet_env.env import load_tokenizer
 
-    tok = load_tokenizer("default", "cpu")
+    tok = load_tokenizer(tokenizer, "cpu")
     loaded = {name: load_policy(name) for name in policies}
     synth_leaders = _synth_test_leaders()
     rows = []
@@ -131,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--songs", nargs="*", default=None, help="ids of the set to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--tokenizer", default="default", help="tokenizer checkpoint the policies were trained with")
     ap.add_argument("--json", default=None, help="write all numbers here")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    result = run(args.policy, args.seconds, args.songs, args.seed)
+    result = run(args.policy, args.seconds, args.songs, args.seed, args.tokenizer)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     return 0
