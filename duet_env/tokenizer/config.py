@@ -64,10 +64,7 @@ def stream_config(cfg: dict, stream: str) -> dict:
 def heading_sigma_of(cfg: dict) -> float:
     """The leader-frame heading smoothing σ (frames) of a model config (``heading_sigma``;
     :data:`features.HEADING_SIGMA_FRAMES` for configs and checkpoints that predate the key)."""
-    sigma = cfg.get("heading_sigma", features.HEADING_SIGMA_FRAMES)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0 or sigma == float("inf"):
-        raise ValueError(f"heading_sigma must be a finite number >= 0 (frames), got {sigma!r}")
-    return float(sigma)
+    return features.check_heading_sigma(cfg.get("heading_sigma", features.HEADING_SIGMA_FRAMES))
 
 
 def build_model(scfg: dict) -> StreamVQVAE:

@@ -21,6 +21,8 @@ kinematics of those rotations (duet_env.skeleton) — positions are never decode
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -58,6 +60,13 @@ def pelvis_velocity(pelvis: torch.Tensor) -> torch.Tensor:
 HEADING_SIGMA_FRAMES = 6.0
 
 
+def check_heading_sigma(sigma, what: str = "heading_sigma") -> float:
+    """``sigma`` as a float, or ValueError naming ``what`` unless it is a finite number >= 0 (frames)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0 (frames), got {sigma!r}")
+    return float(sigma)
+
+
 def leader_heading(leader_joints, sigma: float = HEADING_SIGMA_FRAMES) -> torch.Tensor:
     """Smoothed facing direction ``(..., T, 3)`` of a leader ``(..., T, 55, 3)`` (whole sequences).
 
@@ -71,10 +80,9 @@ def leader_heading(leader_joints, sigma: float = HEADING_SIGMA_FRAMES) -> torch.
     j = torch.as_tensor(leader_joints)
     fwd = motion.heading_from_joints(j.detach().cpu().double())
     yaw = np.unwrap(np.arctan2(fwd[..., 0].numpy(), fwd[..., 2].numpy()), axis=-1)
-    if sigma < 0 or not np.isfinite(sigma):
-        raise ValueError(f"leader_heading: sigma must be a finite number >= 0, got {sigma!r}")
+    sigma = check_heading_sigma(sigma, "leader_heading: sigma")
     if sigma > 0 and yaw.shape[-1] > 1:
-        yaw = gaussian_filter1d(yaw, float(sigma), axis=-1, mode="nearest")
+        yaw = gaussian_filter1d(yaw, sigma, axis=-1, mode="nearest")
     out = np.stack([np.sin(yaw), np.zeros_like(yaw), np.cos(yaw)], -1)
     return torch.from_numpy(out).to(j.device, j.dtype if j.is_floating_point() else torch.float32)
 
