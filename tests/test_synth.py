@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from duet_env import skeleton
+from duet_env import capsules, skeleton
 from duet_env.data import synth, synth_checks as checks
 from duet_env.data.synth_kinematics import KeyPhase, two_bone_ik
 from duet_env.genres import GENRES
@@ -179,6 +179,22 @@ def test_dancers_rarely_interpenetrate(clips):
     # the check itself fires: a follower moved onto the leader overlaps on every frame
     meta, ld, lj, fd, fj = next(iter(clips.values()))
     assert checks.penetration(lj, lj + np.array([0.05, 0.0, 0.0]))[0] == 1.0
+
+
+def test_closed_hold_hand_rests_on_the_shoulder_clear_of_the_head(clips):
+    # Her left hand lies on his shoulder (contact) with a margin to his head: a ground truth on the
+    # penetration allowance's edge would make every centimetre of reconstruction error count.
+    names = [c.name for c in capsules.CAPSULES]
+    head, hand = names.index("head"), names.index("left_hand")
+    n = 0
+    for name, (meta, ld, lj, fd, fj) in clips.items():
+        if meta["partner"]["hold"] != "closed":
+            continue
+        gaps = capsules.capsule_gaps(lj, fj)
+        assert gaps[:, head, hand].min() > 0.02, (name, gaps[:, head, hand].min())
+        assert np.median(gaps[:, :, hand].min(1)) < capsules.PENETRATION_ALLOWANCE, name  # still touching him
+        n += 1
+    assert n > 0
 
 
 def test_rule_follower_and_bad_input(dataset, clips):

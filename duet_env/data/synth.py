@@ -39,7 +39,8 @@ from .synth_music import SAMPLE_RATE, TEMPO_CHOICES, plan_music, synthesize
 from .synth_partner import follower_keys, hold_targets, partner_offset
 from .synth_steps import StepBuilder
 
-VERSION = "synthduet-2"  # 2: songs with real-world variety (tempo map, grooves, kits, voices, mix)
+VERSION = "synthduet-3"  # 2: songs with real-world variety (tempo map, grooves, kits, voices, mix);
+#                          3: closed hold, her left hand on his shoulder clear of his head
 TAKE = 1
 CLIP_SECONDS = 45.0  # mean clip length; clips vary by +-15 %
 BASE_HEIGHT = {"Waltz": 0.95, "Tango": 0.94, "ChaCha": 0.945, "HipHop": 0.92, "Ballet": 0.955}

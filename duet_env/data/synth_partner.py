@@ -88,6 +88,13 @@ def follower_keys(leader: dict[str, np.ndarray], style: GenreStyle, gm: GenreMot
 
 HOLD_REACH = 0.44  # joined-hand point distance from each shoulder (m), inside the arm's reach
 GRIP_GAP = 0.015   # each wrist sits this far from the joined point (palms together)
+# Closed hold: the follower's left wrist rests on the leader's right shoulder joint + this offset
+# (leader's yaw frame; x = his left, y = up, z = forward). Out along the shoulder (x < 0) far enough
+# that her fingers lie on his deltoid, not against his head: with x = -0.02 (SynthDuet 1-2) her hand
+# capsule overlapped his head capsule by up to 1.3 cm, on the 2 cm penetration allowance's edge,
+# so every reconstruction error of a centimetre counted as penetration. Now it clears the head by
+# about 4 cm (tests/test_synth.py).
+SHOULDER_REST = np.array([-0.07, 0.06, 0.02])
 
 
 def hold_targets(mode: str, leader_pos: np.ndarray, follower_pos: np.ndarray, leader_yaw: np.ndarray,
@@ -119,6 +126,6 @@ def hold_targets(mode: str, leader_pos: np.ndarray, follower_pos: np.ndarray, le
     if mode == "closed":
         blade = follower_pos[:, 9] + yaw_apply(follower_yaw, np.array([0.08, 0.03, -0.09]))
         targets[(0, 1)] = (blade, yaw_apply(leader_yaw, np.array([-1.0, -0.3, 0.0])))
-        shoulder = leader_pos[:, 17] + yaw_apply(leader_yaw, np.array([-0.02, 0.06, 0.03]))
+        shoulder = leader_pos[:, 17] + yaw_apply(leader_yaw, SHOULDER_REST)
         targets[(1, 0)] = (shoulder, yaw_apply(follower_yaw, np.array([1.0, -0.6, 0.0])))
     return targets
