@@ -8,6 +8,9 @@ the shared per-step pass existed (commit cd88f52, each term computing everything
 so the test compares today's terms with the old code path, not with themselves. The contexts
 are rebuilt here deterministically; a fingerprint of their arrays is stored too, so a change of
 the inputs (e.g. of SynthDuet's generator) fails with that message instead of a value mismatch.
+After such a change, dump the episodes' input arrays from the current tree, score them with
+``rewards.episode_contexts`` + the terms in a worktree of cd88f52, and store those values with
+the current fingerprint (done for SynthDuet 3's closed hold: the Waltz values came out unchanged).
 """
 from __future__ import annotations
 
