@@ -10,6 +10,7 @@ from ..registry import RewardTerm, register
 # Per-token jerk of the SynthDuet ground-truth followers (train split, synthduet-2: 66 clips,
 # 22,351 tokens), m/s³: median 27.5, 90th percentile 86.8, 95th 120.4, 99th 195.1, 99.9th 288.8,
 # max 433.9 (test split: 95th 111.4, 99th 162.6). See SmoothTerm for how it is measured.
+# synthduet-3 (only the closed hold's resting hand moved): 87.0, 120.4, 195.2, 289.0, 433.9.
 GT_JERK_P95 = 120.0
 
 
