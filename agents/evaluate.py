@@ -17,10 +17,15 @@ row (the split's real followers) beside the policy row, and writes them to ``--j
   ``_01`` and its music), so the folder can be rendered or re-scored with ``--motion``.
 - On SynthDuet (whose followers are the genre partner rules' answer) the extra
   ``rule_error_cm`` is the mean joint distance, in cm, of the evaluated follower to it.
+- ``--split validation`` scores the train clips that the GPT checkpoint ``--policy`` held out
+  while training (``validation_clips`` in its ``gpt.json``), against reference statistics of the
+  other train clips: choosing between checkpoints (seeds, steps) there leaves the test split
+  unseen.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -62,6 +67,36 @@ def duets_of(clips: list[Clip], followers: list[np.ndarray] | None = None) -> li
         beats = clip.beat_frames
         out.append((follower[:n], clip.leader.joints[:n], beats[beats < n]))
     return out
+
+
+def validation_clip_names(policy: str) -> list[str]:
+    """The train clips GPT checkpoint ``policy`` held out (``state.validation_clips`` of its gpt.json)."""
+    from duet_env.checkpoint import CheckpointError, resolve
+
+    try:
+        meta_path = resolve(policy) / "gpt.json"
+    except CheckpointError as exc:
+        raise SystemExit(f"--split validation: {exc}") from exc
+    if not meta_path.is_file():
+        raise SystemExit(f"--split validation needs a GPT checkpoint as --policy (a folder with gpt.json); got {policy!r}")
+    names = (json.loads(meta_path.read_text()).get("state") or {}).get("validation_clips") or []
+    if not names:
+        raise SystemExit(f"--split validation: {meta_path} names no validation clips (trained without a held-out set)")
+    return list(names)
+
+
+def validation_split(root: Path, policy: str) -> tuple[list[Clip], list[Clip]]:
+    """``(reference, validation)``: the train clips of ``root`` without / with the ones ``policy`` held out."""
+    from duet_env.data import load_split
+
+    names = set(validation_clip_names(policy))
+    train = load_split(root, "train")
+    held = [c for c in train if c.name in names]
+    missing = sorted(names - {c.name for c in held})
+    if missing:
+        raise SystemExit(f"--split validation: {len(missing)} of {policy}'s validation clips are not train clips of "
+                         f"{root}, e.g. {missing[:3]} (was it trained on other data?)")
+    return [c for c in train if c.name not in names], held
 
 
 def rule_error_cm(clips: list[Clip], followers: list[np.ndarray]) -> float:
@@ -164,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--policy", default=GT_POLICY, help="gt | random | default | checkpoint PATH")
     parser.add_argument("--data", default="synth", help="'synth' (default SynthDuet) or a DD100-layout folder")
-    parser.add_argument("--split", default="test", choices=["train", "test", "all"])
+    parser.add_argument("--split", default="test", choices=["train", "test", "all", "validation"],
+                        help="validation: the train clips the GPT --policy held out while training")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")
     parser.add_argument("--out", type=Path, default=None, help="save the evaluated followers here (DD100 layout)")
     parser.add_argument("--motion", type=Path, default=None, help="score saved followers: DIR/motion/smplx/all/<name>_00.npy")
@@ -187,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
 
     root = resolve_data_root(args.data)
     started = time.perf_counter()
-    train = load_split(root, "train")
-    clips = load_split(root, args.split)
+    if args.split == "validation":
+        train, clips = validation_split(root, args.policy)
+    else:
+        train = load_split(root, "train")
+        clips = load_split(root, args.split)
     if len(train) < 2 or len(clips) < 2:
         raise SystemExit(f"{root}: need at least 2 train clips (reference) and 2 {args.split} clips; "
                          f"found {len(train)} and {len(clips)}")

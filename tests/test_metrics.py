@@ -236,7 +236,7 @@ def test_bad_input_raises_clear_errors():
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    """A DD100-layout folder marked as SynthDuet: 3 train clips (choreo 1-3), 2 test clips (5, 10)."""
+    """A DD100-layout folder marked as SynthDuet: 5 train clips (choreo 1-4, 6), 2 test clips (5, 10)."""
     import soundfile as sf
 
     base = tmp_path_factory.mktemp("evaluate")
@@ -248,7 +248,7 @@ def tiny_dataset(tmp_path_factory):
     (root / "synth_meta").mkdir()
     rng = np.random.default_rng(3)
     frames = 60
-    for choreo in (1, 2, 3, 5, 10):
+    for choreo in (1, 2, 3, 4, 6, 5, 10):
         name = f"Waltz_{choreo}_a"
         for suffix, z in (("_00", 0.6), ("_01", 0.0)):
             poses = rng.normal(0, 0.1, (frames, skeleton.POSE_DIM)).astype(np.float32)
@@ -317,3 +317,44 @@ def test_evaluate_cli_runs_the_policy_on_the_named_tokenizer_and_device(tiny_dat
     assert seen == {"policy": "runs/gpt", "tokenizer": "runs/tok", "device": auto}
     assert ev.main(["--policy", "runs/gpt", "--device", "cpu", "--data", str(tiny_dataset)]) == 0
     assert seen == {"policy": "runs/gpt", "tokenizer": "default", "device": "cpu"}
+
+
+def test_evaluate_validation_split_scores_the_clips_the_gpt_held_out(tiny_dataset, tmp_path, monkeypatch):
+    """--split validation: the policy checkpoint's held-out train clips, scored against the other
+    train clips only (so checkpoints are compared without touching the test split)."""
+    import json
+    from types import SimpleNamespace
+
+    import agents.evaluate as ev
+    from duet_env.data import load_split
+
+    ckpt = tmp_path / "gpt"
+    ckpt.mkdir()
+    (ckpt / "gpt.json").write_text(json.dumps({"config": {}, "state": {"validation_clips": ["Waltz_2_a", "Waltz_4_a"]}}))
+    seen = []
+
+    def fake_rollout(policy, clips, seed=0, tokenizer="default", device="cpu", **kwargs):
+        seen.extend(c.name for c in clips)
+        return [SimpleNamespace(joints=c.follower.joints, poses=None, transl=None) for c in clips]
+
+    monkeypatch.setattr(ev, "generate_followers", fake_rollout)
+    out = tmp_path / "val.json"
+    assert ev.main(["--policy", str(ckpt), "--split", "validation", "--data", str(tiny_dataset), "--json", str(out)]) == 0
+    assert sorted(seen) == ["Waltz_2_a", "Waltz_4_a"]
+    row = json.loads(out.read_text())
+    assert row["meta"]["num_clips"] == 2
+    # the reference statistics are those of the three other train clips, not of all five
+    train = load_split(tiny_dataset, "train")
+    held = [c for c in train if c.name in ("Waltz_2_a", "Waltz_4_a")]
+    rest = [c for c in train if c.name not in ("Waltz_2_a", "Waltz_4_a")]
+    expected = evaluate_duets(ev.duets_of(held), ReferenceStats.from_duets(ev.duets_of(rest), progress=False), progress=False)
+    with_all = evaluate_duets(ev.duets_of(held), ReferenceStats.from_duets(ev.duets_of(train), progress=False), progress=False)
+    assert row["ground_truth"]["FID_k"] == pytest.approx(expected["FID_k"], rel=1e-6)
+    assert with_all["FID_k"] != pytest.approx(expected["FID_k"], rel=1e-3)
+
+    with pytest.raises(SystemExit, match="needs a GPT checkpoint"):
+        ev.main(["--policy", str(tmp_path), "--split", "validation", "--data", str(tiny_dataset)])
+    (ckpt / "gpt.json").write_text(json.dumps({"config": {}, "state": {"validation_clips": ["Tango_7_a"]}}))
+    with pytest.raises(SystemExit, match="not train clips"):
+        ev.main(["--policy", str(ckpt), "--split", "validation", "--data", str(tiny_dataset)])
+
