@@ -108,3 +108,25 @@ def tiny_gpt(tmp_path_factory, tiny_tokenizer):
     folder = tmp_path_factory.mktemp("gpt_tiny")
     checkpoint.save(folder, "gpt", model.state_dict(), cfg)
     return folder
+
+
+@pytest.fixture(scope="session")
+def gpt_train_args(tiny_synth, tiny_tokenizer, tmp_path_factory):
+    """``python -m pretrain.gpt`` arguments for the tiny data and tokenizer (a private token cache)."""
+    cache = tmp_path_factory.mktemp("gpt_tokens")
+    return ["--data", str(tiny_synth), "--tokenizer", str(tiny_tokenizer), "--cache", str(cache),
+            "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def gpt_validated_config(tmp_path_factory):
+    """Path of the tiny GPT config with a validation hold-out of every 4th clip."""
+    import json
+
+    from pretrain.gpt.config import load_config
+
+    cfg = {**load_config("tiny"), "name": "tiny-val"}
+    cfg["train"] = {**cfg["train"], "validation_fraction": 0.25, "checkpoint_every": 2}
+    path = tmp_path_factory.mktemp("cfg") / "tiny_val.json"
+    path.write_text(json.dumps(cfg))
+    return path

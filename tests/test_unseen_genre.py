@@ -32,29 +32,10 @@ def gpt_state(folder) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_args(tiny_synth, tiny_tokenizer, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("gpt_tokens")
-    return ["--data", str(tiny_synth), "--tokenizer", str(tiny_tokenizer), "--cache", str(cache),
-            "--threads", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def validated_config(tmp_path_factory):
-    """The tiny config with a validation hold-out of every 4th clip."""
-    from pretrain.gpt.config import load_config
-
-    cfg = {**load_config("tiny"), "name": "tiny-val"}
-    cfg["train"] = {**cfg["train"], "validation_fraction": 0.25, "checkpoint_every": 2}
-    path = tmp_path_factory.mktemp("cfg") / "tiny_val.json"
-    path.write_text(json.dumps(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def no_hiphop(tmp_path_factory, tiny_args, validated_config):
+def no_hiphop(tmp_path_factory, gpt_train_args, gpt_validated_config):
     out = tmp_path_factory.mktemp("gpt_no_hiphop")
-    assert gpt_main(["--config", str(validated_config), "--steps", "2", "--out", str(out),
-                     "--exclude-genre", "HipHop", *tiny_args]) == 0
+    assert gpt_main(["--config", str(gpt_validated_config), "--steps", "2", "--out", str(out),
+                     "--exclude-genre", "HipHop", *gpt_train_args]) == 0
     return out
 
 
@@ -72,23 +53,23 @@ def test_exclude_genre_removes_its_clips_from_training_and_validation(no_hiphop,
     assert gpt_state(no_hiphop / "best")["excluded_genres"] == ["HipHop"]
 
 
-def test_exclude_genre_errors_name_the_problem(tiny_args, tmp_path, capsys):
+def test_exclude_genre_errors_name_the_problem(gpt_train_args, tmp_path, capsys):
     assert gpt_main(["--config", "tiny", "--steps", "1", "--out", str(tmp_path / "a"),
-                     "--exclude-genre", "Salsa", *tiny_args]) == 2
+                     "--exclude-genre", "Salsa", *gpt_train_args]) == 2
     err = capsys.readouterr().err
     assert "Salsa" in err and "genres are Ballet, ChaCha, HipHop, Tango, Waltz" in err
     # repeated flags and comma lists add up; all five genres leave nothing
     assert gpt_main(["--config", "tiny", "--steps", "1", "--out", str(tmp_path / "b"), "--exclude-genre",
-                     "Waltz,Tango", "--exclude-genre", "ChaCha", "--exclude-genre", "HipHop,Ballet", *tiny_args]) == 2
+                     "Waltz,Tango", "--exclude-genre", "ChaCha", "--exclude-genre", "HipHop,Ballet", *gpt_train_args]) == 2
     assert "excludes every genre" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_resume_with_another_exclusion_is_refused(no_hiphop, tiny_args, validated_config, capsys):
+def test_resume_with_another_exclusion_is_refused(no_hiphop, gpt_train_args, gpt_validated_config, capsys):
     before = (no_hiphop / "gpt.json").read_text()
     for other in (["--exclude-genre", "Waltz"], []):
-        assert gpt_main(["--config", str(validated_config), "--steps", "4", "--out", str(no_hiphop), "--resume",
-                         *other, *tiny_args]) == 2
+        assert gpt_main(["--config", str(gpt_validated_config), "--steps", "4", "--out", str(no_hiphop), "--resume",
+                         *other, *gpt_train_args]) == 2
         assert "trained with excluded genres ['HipHop']" in capsys.readouterr().err
     assert (no_hiphop / "gpt.json").read_text() == before
 

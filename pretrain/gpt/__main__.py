@@ -2,6 +2,7 @@
 
     python -m pretrain.gpt --data synth --config small --tokenizer default --out runs/gpt [--resume]
     python -m pretrain.gpt --exclude-genre HipHop --out runs/gpt-no-hiphop     # without a genre
+    python -m pretrain.gpt --extra-train synth:seed=1,minutes=120 ...          # more training clips
     python -m pretrain.gpt evaluate --checkpoint runs/gpt --tokenizer default --data synth --split test --json OUT
     python -m pretrain.gpt export --checkpoint runs/gpt --out duet_env/checkpoints/default
 
@@ -18,7 +19,8 @@ from pretrain.precision import PRECISIONS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="synth", help="'synth' (default SynthDuet) or a DD100-layout folder")
+    p.add_argument("--data", default="synth", help="'synth' (default SynthDuet), 'synth:seed=S,minutes=M' (another "
+                                                    "SynthDuet) or a DD100-layout folder")
     p.add_argument("--tokenizer", default="default", help="tokenizer checkpoint name or folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads (0: leave)")
@@ -39,6 +41,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="stop with a checkpoint after this much wall time (resume later with --resume)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 autocast on a bf16-capable GPU, fp32 otherwise (pretrain/precision.py)")
+    p.add_argument("--extra-train", action="append", default=[], metavar="SOURCE",
+                   help="also train on the train split of SOURCE (e.g. synth:seed=1,minutes=120; repeatable): "
+                        "replaces the config's train.extra_train, 'none' clears it; never validated or tested on")
     p.add_argument("--exclude-genre", action="append", default=[], metavar="G",
                    help="train (and validate) without the clips of genre G; repeatable or a comma list "
                         "(recorded in the checkpoint; the unseen-genre benchmark task's GPT)")

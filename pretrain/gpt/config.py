@@ -34,6 +34,10 @@ TRAIN_DEFAULTS = {
     "episode_tokens": 64, "episode_fraction": 0.5,
     "window_targets": 32,
 }
+# ``train.extra_train`` (optional, no default entry so that configs without it stay equal to their
+# checkpoints): data sources whose train split is added to the training clips, never validated or
+# tested on — e.g. "synth:seed=1,minutes=120", more SynthDuet choreographies
+# (:func:`pretrain.gpt.data.extra_train_clips`).
 ARCHS = ("window", "streaming")
 
 
@@ -76,6 +80,9 @@ def validate_config(config: dict, where: str = "config", need_codebooks: bool = 
         raise ValueError(f"GPT {where}: dropout must be in [0, 1), got {config['dropout']!r}")
     if config.get("arch", "window") not in ARCHS:
         raise ValueError(f"GPT {where}: arch must be one of {list(ARCHS)}, got {config['arch']!r}")
+    extra = config.get("train", {}).get("extra_train", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
+        raise ValueError(f"GPT {where}: train.extra_train must be a list of data sources (strings), got {extra!r}")
     if config["lookahead"] > 0 and config["enc_layers"] == 0:
         raise ValueError(f"GPT {where}: a lookahead of {config['lookahead']} needs enc_layers >= 1")
     if need_codebooks or "codebook_sizes" in config:

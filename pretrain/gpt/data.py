@@ -259,3 +259,32 @@ def observation(clip: dict, t: int, codebook_sizes: dict[str, int], history: int
     win = WindowSampler([clip], codebook_sizes, history, lookahead).windows([0], [t])
     return {"music": win["music"][0], "leader": win["leader"][0].reshape(-1),
             "follower": win["follower"][0].reshape(-1)}
+
+
+# -- extra training data ----------------------------------------------------------------------
+def extra_train_clips(sources: Sequence[str], data: str, tokenizer_name: str, cache_folder: str | os.PathLike,
+                      excluded: Iterable[str] = (), progress: bool = True) -> list[dict]:
+    """Token clips of the train split of every source in ``sources`` (config ``train.extra_train``),
+    to be added to the training clips of ``data`` — after its validation hold-out, so validation
+    stays on ``data``'s own clips, and no source's test split is ever read.
+
+    Each clip is renamed ``"<source>/<name>"`` (sources reuse clip names); clips of the
+    ``excluded`` genres are dropped, as from ``data``. A source that resolves to the same folder
+    as ``data`` or as an earlier source is a ValueError (its clips would count twice).
+    """
+    from duet_env.data import resolve_root
+
+    from .genres import genres_of, parse_genres
+
+    excluded = set(parse_genres(excluded))
+    seen = {Path(resolve_root(data)).resolve(): f"the training data {data!r}"}
+    out: list[dict] = []
+    for source in sources:
+        root = Path(resolve_root(source)).resolve()
+        if root in seen:
+            raise ValueError(f"train.extra_train: {source!r} is the same dataset as {seen[root]} ({root})")
+        seen[root] = repr(source)
+        clips, _ = load_split_tokens(source, "train", tokenizer_name, cache_folder, progress=progress)
+        genre_of = genres_of(source) if excluded else {}
+        out += [{**c, "name": f"{source}/{c['name']}"} for c in clips if genre_of.get(c["name"]) not in excluded]
+    return out

@@ -280,13 +280,17 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
 
 def main(args) -> dict:
     """``python -m pretrain.gpt`` (see __main__.py for the arguments); under torchrun, one rank."""
-    from .config import load_config
-    from .data import load_split_tokens
+    from .config import load_config, validate_config
+    from .data import extra_train_clips, load_split_tokens
     from .genres import STATE_KEY as EXCLUDED_KEY, check_resume_exclusion, exclude_genres, genres_of, parse_genres
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
+    if getattr(args, "extra_train", None):  # the flag replaces the config's list ("none" clears it)
+        sources = [] if args.extra_train == ["none"] else list(dict.fromkeys(args.extra_train))
+        config = {**config, "train": {**config["train"], "extra_train": sources}}
+        validate_config(config, where=f"config {config.get('name')!r} with --extra-train", need_codebooks=False)
     from duet_env.paths import cache_dir
 
     device = distributed.init(args.device)
@@ -303,6 +307,15 @@ def main(args) -> dict:
         if args.resume:
             check_resume_exclusion(out, excluded)
         clips, val_clips = hold_out(clips, float(config["train"].get("validation_fraction", 0.0)))
+        extra_sources = list(config["train"].get("extra_train", []))
+        if extra_sources:  # after the hold-out: validation stays on --data's own clips
+            with distributed.main_first():
+                extra = extra_train_clips(extra_sources, args.data, args.tokenizer, cache, excluded,
+                                          progress=main_rank and not args.quiet)
+            if main_rank:
+                print(f"training clips: {len(clips)} of {args.data} and {len(extra)} of train.extra_train "
+                      f"({', '.join(extra_sources)})")
+            clips = clips + extra
         state = train(config, clips, sizes, out, steps=args.steps, seed=args.seed, resume=args.resume,
                       overwrite=args.overwrite, device=str(device), progress=not args.quiet,
                       max_minutes=args.max_minutes, precision=args.precision,
