@@ -44,12 +44,13 @@ GT_POLICY = "gt"
 
 
 def resolve_data_root(data: str) -> Path:
-    """``synth`` -> the default SynthDuet folder (generated on first use); else an existing folder."""
+    """``synth`` or ``synth:seed=S,minutes=M`` -> that SynthDuet's folder (generated on first use);
+    else an existing folder. A missing folder or a malformed name exits with the message."""
     from duet_env.data import resolve_root
 
     try:
         return resolve_root(data)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"--data {data}: {e}") from e
 
 
@@ -198,7 +199,8 @@ def json_safe(d: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--policy", default=GT_POLICY, help="gt | random | default | checkpoint PATH")
-    parser.add_argument("--data", default="synth", help="'synth' (default SynthDuet) or a DD100-layout folder")
+    parser.add_argument("--data", default="synth", help="'synth' (default SynthDuet), 'synth:seed=S,minutes=M' "
+                                                         "(another SynthDuet) or a DD100-layout folder")
     parser.add_argument("--split", default="test", choices=["train", "test", "all", "validation"],
                         help="validation: the train clips the GPT --policy held out while training")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")

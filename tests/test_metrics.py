@@ -354,6 +354,8 @@ def test_evaluate_validation_split_scores_the_clips_the_gpt_held_out(tiny_datase
 
     with pytest.raises(SystemExit, match="needs a GPT checkpoint"):
         ev.main(["--policy", str(tmp_path), "--split", "validation", "--data", str(tiny_dataset)])
+    with pytest.raises(SystemExit, match="synth:seed=S,minutes=M"):
+        ev.main(["--policy", "gt", "--data", "synth:seed=one"])
     (ckpt / "gpt.json").write_text(json.dumps({"config": {}, "state": {"validation_clips": ["Tango_7_a"]}}))
     with pytest.raises(SystemExit, match="not train clips"):
         ev.main(["--policy", str(ckpt), "--split", "validation", "--data", str(tiny_dataset)])
