@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from duet_env.data.default import synth_source
     from duet_env.metrics import ReferenceStats
 
-    if synth_source(args.pool) == synth_source("synth") or args.pool == "synth":
+    if synth_source(args.pool) == synth_source("synth"):
         raise SystemExit("--pool must not be the default SynthDuet: its train split is the reference and the "
                          "GPT's training data, its test split the published one; use e.g. synth:seed=7,minutes=240")
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
@@ -131,18 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pool {args.pool}: {len(pool)} clips {dict(Counter(genres.tolist()))}; test split {counts}",
           file=sys.stderr, flush=True)
 
-    who = {"ground truth": (pool, [c.follower.joints for c in pool], test, [c.follower.joints for c in test])}
+    followers = {"ground truth": ([c.follower.joints for c in pool], [c.follower.joints for c in test])}
     if args.policy != "none":
-        who[args.policy] = (pool, followers_of(args.policy, pool, args.seed),
-                            test, followers_of(args.policy, test, args.seed))
+        followers[args.policy] = (followers_of(args.policy, pool, args.seed), followers_of(args.policy, test, args.seed))
     scores, published = {}, {}
-    for name, (p_clips, p_fol, t_clips, t_fol) in who.items():
-        scores[name] = clip_scores(duets_of(p_clips, p_fol))
-        t = clip_scores(duets_of(t_clips, t_fol))
-        if name != "ground truth":
-            scores[name]["rule"] = np.array([rule_error_cm([c], [f]) for c, f in zip(p_clips, p_fol)])
-            t["rule"] = np.array([rule_error_cm([c], [f]) for c, f in zip(t_clips, t_fol)])
-        published[name] = set_metrics(stats, t, np.arange(len(t_clips)))
+    for name, (pool_followers, test_followers) in followers.items():
+        scores[name] = clip_scores(duets_of(pool, pool_followers))
+        t = clip_scores(duets_of(test, test_followers))
+        if name != "ground truth":  # rule error of each clip against its own ground-truth follower
+            scores[name]["rule"] = np.array([rule_error_cm([c], [f]) for c, f in zip(pool, pool_followers)])
+            t["rule"] = np.array([rule_error_cm([c], [f]) for c, f in zip(test, test_followers)])
+        published[name] = set_metrics(stats, t, np.arange(len(test)))
 
     rng = np.random.default_rng(args.seed)
     report = {"pool": args.pool, "pool_clips": len(pool), "test_split": counts, "draws": args.draws,
