@@ -191,11 +191,14 @@ class EpisodeMemory:
 
 
 def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: int, pad_leader, pad_follower,
-                    sequences: bool = False):
+                    sequences: bool = False, leader_turn=None):
     """Rebuild the "tokens" observations of every step of every episode in ``ep``.
 
     Returns music (N·E, W, 216) float32, leader (N·E, W, 4) int64, follower (N·E, H, 5) int64,
     exactly as :class:`duet_env.observations.TokensObservation` shows them during the rollout.
+    ``leader_turn`` (clip index -> its turn (N_tokens, 4), :meth:`DuetCore.clip_leader_turn`):
+    for a GPT with config ``leader_turn``; music then carries each token's turn appended,
+    (…, 220), as :meth:`pretrain.gpt.model.FollowerGPT.music_input` builds it.
 
     ``sequences=True`` (streaming-architecture GPT) returns instead one window per episode, of
     history H − 1 + E: music (N, H + E + A, 216), leader (N, H + E + A, 4), follower
@@ -204,7 +207,8 @@ def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: 
     """
     n, e = ep["actions"].shape[:2]
     w = window_length(history, lookahead)
-    music = np.zeros((n, history + e + lookahead, MUSIC_TOKEN_DIM), np.float32)
+    turn_dim = 0 if leader_turn is None else TOKEN_FRAMES
+    music = np.zeros((n, history + e + lookahead, MUSIC_TOKEN_DIM + turn_dim), np.float32)
     leader = np.empty((n, history + e + lookahead, len(LEADER_STREAMS)), np.int64)
     leader[:] = pad_leader
     follower = np.empty((n, history + e, len(FOLLOWER_STREAMS)), np.int64)
@@ -212,7 +216,9 @@ def episode_windows(bank: list[EpisodeClip], ep: dict, history: int, lookahead: 
     for i in range(n):
         c, s = bank[ep["clip"][i]], int(ep["start"][i])
         m, ms = bank[ep["music_clip"][i]], int(ep["music_start"][i])
-        music[i, history:history + e] = m.music_tokens[ms:ms + e]
+        music[i, history:history + e, :MUSIC_TOKEN_DIM] = m.music_tokens[ms:ms + e]
+        if turn_dim:  # the leader's own turn, also under another clip's music
+            music[i, history:history + e, MUSIC_TOKEN_DIM:] = leader_turn(int(ep["clip"][i]))[s:s + e]
         leader[i, history:history + e] = c.leader_tokens[s:s + e]
         follower[i, history:] = ep["actions"][i]
     if sequences:  # the padded arrays are the window of the last decision, history H − 1 + E
@@ -366,7 +372,8 @@ def collect(learner: Learner, core: DuetCore, cfg: FinetuneConfig, rng: np.rando
     for t in range(e):
         obs = obs_type.observe(core)
         with torch.no_grad():
-            music = torch.from_numpy(obs["music"]).view(b, core.W, -1).to(learner.device)
+            music = learner.model.music_input(torch.from_numpy(obs["music"]).view(b, core.W, -1).to(learner.device),
+                                              torch.from_numpy(obs["leader_turn"]))
             leader = torch.from_numpy(obs["leader"]).view(b, -1, len(LEADER_STREAMS)).to(learner.device)
             follower = torch.from_numpy(obs["follower"]).view(b, -1, len(FOLLOWER_STREAMS)).to(learner.device)
             logits = stream.logits(music, leader, follower)  # = learner.logits(learner.state(...))
@@ -384,7 +391,8 @@ def _batch_tensors(learner: Learner, core: DuetCore, ep: dict):
     """Observations of the episodes ``ep`` (one window per step, or one sequence per episode for
     a streaming GPT: :func:`episode_windows`), actions (N·E, 5), rewards and μ's log-probs (N, E)."""
     mus, lead, fol = episode_windows(core.clips, ep, core.history, core.lookahead,
-                                     core.leader_pad, core.follower_pad, sequences=learner.model.streaming)
+                                     core.leader_pad, core.follower_pad, sequences=learner.model.streaming,
+                                     leader_turn=core.clip_leader_turn if learner.model.leader_turn else None)
     d = learner.device
     return (torch.from_numpy(mus).to(d), torch.from_numpy(lead).to(d), torch.from_numpy(fol).to(d),
             torch.from_numpy(ep["actions"].reshape(-1, len(FOLLOWER_STREAMS))).to(d),

@@ -132,7 +132,7 @@ class GPTPolicy(BasePolicy):
     def state(self, obs: PyTorchObs) -> torch.Tensor:
         """The frozen state network's output for a batch of "tokens" observations."""
         b = obs["leader"].shape[0]
-        music = obs["music"].float().view(b, self.gpt.window, -1)
+        music = self.gpt.music_input(obs["music"].float().view(b, self.gpt.window, -1), obs["leader_turn"])
         leader = obs["leader"].long().view(b, self.gpt.window, len(LEADER_STREAMS))
         follower = obs["follower"].long().view(b, self.gpt.history, len(FOLLOWER_STREAMS))
         with torch.no_grad():

@@ -40,8 +40,7 @@ def observations(policy: FollowerPolicy, batch: int, steps: int) -> list[dict]:
     out = []
     for t in range(steps):
         w = sampler.windows(rows, [t] * batch)
-        out.append({"music": w["music"].reshape(batch, -1), "leader": w["leader"].reshape(batch, -1),
-                    "follower": w["follower"].reshape(batch, -1)})
+        out.append({key: w[key].reshape(batch, -1) for key in ("music", "leader", "leader_turn", "follower")})
     return out
 
 

@@ -21,7 +21,7 @@ from rewards.context import StepContext
 from .conventions import (BEAT_COLUMN, CONTEXT_FRAMES, FOLLOWER_STREAMS, FPS, LEADER_STREAMS, MUSIC_DIM,
                           MUSIC_TOKEN_DIM, NUM_JOINTS, TOKEN_FRAMES)
 from .episodes import EpisodeClip
-from .motion import heading_from_joints
+from .motion import heading_from_joints, turn_rate
 from .threads import check_torch_threads, torch_threads
 from .tokens import window_length
 
@@ -57,9 +57,11 @@ class DuetCore:
         n_frames = self.F + self.max_len * TOKEN_FRAMES + TOKEN_FRAMES
         self.music_tok = np.zeros((b, n_tok, MUSIC_TOKEN_DIM), np.float32)
         self.leader_tok = np.zeros((b, n_tok, len(LEADER_STREAMS)), np.int64)
+        self.leader_turn_tok = np.zeros((b, n_tok, TOKEN_FRAMES), np.float32)  # rad/s per frame
         self.leader_frames = np.zeros((b, n_frames, NUM_JOINTS, 3), np.float32)
         self.leader_forward = np.zeros((b, n_frames, 3), np.float32)  # the tokenizer's leader frame
         self._heading_cache: dict[int, np.ndarray] = {}
+        self._turn_cache: dict[int, np.ndarray] = {}
         self.music_frames = np.zeros((b, n_frames, MUSIC_DIM), np.float32)
         self.follower_history = np.zeros((b, self.history, len(FOLLOWER_STREAMS)), np.int64)
         self.follower_joints_hist = np.zeros((b, self.F, NUM_JOINTS, 3), np.float32)
@@ -112,6 +114,8 @@ class DuetCore:
         self.music_tok[i, h:h + length] = np.clip(m.music_tokens[ms:ms + length], -1e4, 1e4)  # the obs Box
         self.leader_tok[i] = self.leader_pad
         self.leader_tok[i, h:h + length] = c.leader_tokens[sl]
+        self.leader_turn_tok[i] = 0.0
+        self.leader_turn_tok[i, h:h + length] = self.clip_leader_turn(clip_id)[sl]
         f0, f1 = start * TOKEN_FRAMES, (start + length) * TOKEN_FRAMES
         lj, mu = c.leader_joints[f0:f1], m.music[ms * TOKEN_FRAMES:(ms + length) * TOKEN_FRAMES]
         self.leader_frames[i, :p] = lj[0]
@@ -143,6 +147,11 @@ class DuetCore:
         idx = self.t[:, None] + self._win
         return self.music_tok[self._arange[:, None], idx], self.leader_tok[self._arange[:, None], idx]
 
+    def leader_turn_window(self) -> np.ndarray:
+        """The leader's turn (B, W, 4), rad/s per frame, of the window t−H … t+A; 0 outside the episode."""
+        idx = self.t[:, None] + self._win
+        return self.leader_turn_tok[self._arange[:, None], idx]
+
     def leader_context(self, t: np.ndarray | None = None) -> np.ndarray:
         """Leader frames (B, F, 55, 3) ending at the last frame of token t−1 (t = current)."""
         t = self.t if t is None else t
@@ -166,6 +175,14 @@ class DuetCore:
             lj = self.clips[clip_id].leader_joints
             self._heading_cache[clip_id] = self.tokenizer.leader_heading(np.asarray(lj, np.float64)).astype(np.float32)
         return self._heading_cache[clip_id]
+
+    def clip_leader_turn(self, clip_id: int) -> np.ndarray:
+        """The turn rate (N, 4) of the tokenizer's leader frame per token and frame, rad/s
+        (:func:`duet_env.motion.turn_rate` of :meth:`clip_leader_heading`), computed once."""
+        if clip_id not in self._turn_cache:
+            rate = turn_rate(self.clip_leader_heading(clip_id))
+            self._turn_cache[clip_id] = rate.reshape(self.clips[clip_id].num_tokens, TOKEN_FRAMES)
+        return self._turn_cache[clip_id]
 
     def leader_forward_last(self) -> np.ndarray:
         return heading_from_joints(self.leader_context()[:, -1]).astype(np.float32)

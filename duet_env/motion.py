@@ -172,3 +172,21 @@ def velocities(x, fps: float = FPS):
 def relative_translation(follower_pelvis, leader_pelvis, leader_forward):
     """The relative translation (docs/design.md): (follower − leader pelvis) in the leader's heading frame."""
     return to_heading_frame(follower_pelvis - leader_pelvis, leader_forward)
+
+
+def turn_rate(forward, fps: float = FPS) -> np.ndarray:
+    """Yaw rate (rad/s, + = turning left, towards +x from +z) of a heading sequence ``(T, 3)``:
+    the central difference of the unwrapped :func:`heading_angle` (one-sided at both ends), so a
+    steady turn reads its rate at every frame. numpy float32 ``(T,)``; zeros for T < 2.
+
+    Used as the leader's *turn* (duet_env/tokens.py ``"leader_turn"``): the rate at which the
+    tokenizer's leader frame rotates. Pose and translation tokens live in that frame, so it is
+    the one fact about the leader that his tokens cannot show.
+    """
+    f = forward.detach().cpu().numpy() if isinstance(forward, torch.Tensor) else np.asarray(forward)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"turn_rate: forward must have shape (T, 3); got {f.shape}")
+    if len(f) < 2:
+        return np.zeros(len(f), np.float32)
+    yaw = np.unwrap(np.arctan2(f[:, 0].astype(np.float64), f[:, 2].astype(np.float64)))
+    return (np.gradient(yaw) * fps).astype(np.float32)

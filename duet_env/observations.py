@@ -43,8 +43,8 @@ class ObservationType:
 
 
 class TokensObservation(ObservationType):
-    """Dict(music (W*216,) float32, leader MultiDiscrete (W*4,), follower MultiDiscrete (H*5,)),
-    all time-major (duet_env.tokens)."""
+    """Dict(music (W*216,) float32, leader MultiDiscrete (W*4,), leader_turn (W*4,) float32,
+    follower MultiDiscrete (H*5,)), all time-major (duet_env.tokens)."""
 
     name = "tokens"
 
@@ -56,6 +56,7 @@ class TokensObservation(ObservationType):
         return spaces.Dict({
             "music": spaces.Box(-BOUND, BOUND, (w * TOKEN_FRAMES * MUSIC_DIM,), np.float32),
             "leader": spaces.MultiDiscrete(leader_nvec.astype(np.int64)),
+            "leader_turn": spaces.Box(-BOUND, BOUND, (w * TOKEN_FRAMES,), np.float32),
             "follower": spaces.MultiDiscrete(follower_nvec.astype(np.int64)),
         })
 
@@ -65,6 +66,7 @@ class TokensObservation(ObservationType):
         return {
             "music": music.reshape(b, -1),
             "leader": leader.reshape(b, -1),
+            "leader_turn": core.leader_turn_window().reshape(b, -1),
             "follower": core.follower_history.reshape(b, -1).copy(),
         }
 

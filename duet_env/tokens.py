@@ -27,13 +27,24 @@ key                   space                                 content
 ``leader``            MultiDiscrete ``(W * 4,)``            leader tokens, time-major:
                                                             ``[t-H: up, down, lhand, rhand,
                                                             t-H+1: ...]``; pad id K outside
+``leader_turn``       Box float32 ``(W * 4,)``              the leader's turn: yaw rate
+                                                            (rad/s, + = left) of the
+                                                            leader frame at each frame of
+                                                            each token in the window,
+                                                            time-major; 0 outside the clip
 ``follower``          MultiDiscrete ``(H * 5,)``            the follower's own previous
                                                             tokens t−H … t−1, time-major,
                                                             streams up, down, lhand, rhand,
                                                             transl; pad id K before the start
 ====================  ====================================  ==============================
 
-All three are flat 1-D so that stable-baselines3's checker and MultiInputPolicy accept them;
+The leader's tokens are facing-invariant (each pose in his own heading frame), so they cannot
+show him turning; ``leader_turn`` (:func:`duet_env.motion.turn_rate` of the tokenizer's smoothed
+leader heading, the frame the follower's tokens live in) does. A follower who stays put while
+the leader spins on the spot must turn her tokens against it; a GPT trained without this key
+(config ``leader_turn`` false) ignores it.
+
+All four are flat 1-D so that stable-baselines3's checker and MultiInputPolicy accept them;
 consumers reshape (time-major) — :class:`pretrain.gpt.FollowerPolicy` accepts both forms.
 """
 from __future__ import annotations

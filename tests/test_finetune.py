@@ -76,8 +76,15 @@ def tiny_run_parts(tiny_synth, tiny_tokenizer, tiny_gpt):
     return cfg, core, model
 
 
-def test_rebuilt_observations_equal_what_the_policy_saw(tiny_run_parts, monkeypatch):
+@pytest.mark.parametrize("leader_turn", [False, True])
+def test_rebuilt_observations_equal_what_the_policy_saw(tiny_run_parts, monkeypatch, leader_turn):
+    """The update's rebuilt windows are exactly the rollout's inputs — for a GPT that reads the
+    leader's turn too (appended to the music, also when the music is another clip's)."""
+    from pretrain.gpt.model import FollowerGPT
+
     cfg, core, model = tiny_run_parts
+    if leader_turn:
+        model = FollowerGPT({**model.config, "leader_turn": True}).eval()
     learner = ft.Learner(model, cfg, torch.device("cpu"))
     seen = []
     orig = ft.FollowerStream.logits  # the rollout's (KV-cached) policy
@@ -88,9 +95,12 @@ def test_rebuilt_observations_equal_what_the_policy_saw(tiny_run_parts, monkeypa
 
     monkeypatch.setattr(ft.FollowerStream, "logits", spy)
     ep = ft.collect(learner, core, cfg, np.random.default_rng(0), torch.Generator().manual_seed(0), 0, ood_share=0.5)
-    mus, lead, fol = ft.episode_windows(core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad)
+    mus, lead, fol = ft.episode_windows(core.clips, ep, core.history, core.lookahead, core.leader_pad, core.follower_pad,
+                                        leader_turn=core.clip_leader_turn if leader_turn else None)
     n, e = ep["actions"].shape[:2]
-    assert len(seen) == e
+    assert len(seen) == e and mus.shape[-1] == 216 + 4 * leader_turn
+    if leader_turn:  # the turn is the leader's own, from the clip's whole-sequence heading
+        assert np.abs(mus[..., 216:]).max() > 0
     for t, (m, l, f) in enumerate(seen):  # seen[t] is the batch of all envs at step t
         for i in range(n):
             assert np.array_equal(mus[i * e + t], m[i].numpy())

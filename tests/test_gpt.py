@@ -32,7 +32,9 @@ def fake_clip(rng: np.random.Generator, n: int, name: str = "c", rule: bool = Fa
     else:
         follower = np.stack([rng.integers(0, SIZES[s], n) for s in FOLLOWER_STREAMS], 1)
     music = rng.normal(size=(n, 216)).astype(np.float32)
-    return {"name": name, "music": music, "leader": leader.astype(np.int64), "follower": follower.astype(np.int64)}
+    turn = rng.normal(size=(n, 4)).astype(np.float32)
+    return {"name": name, "music": music, "leader": leader.astype(np.int64), "leader_turn": turn,
+            "follower": follower.astype(np.int64)}
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +334,9 @@ def test_training_windows_equal_the_env_observation_inside_an_episode():
         assert np.array_equal(env["music"][0], ours["music"][0].reshape(-1)), t
         assert np.array_equal(env["leader"][0], ours["leader"][0].reshape(-1)), t
         assert np.array_equal(env["follower"][0], ours["follower"][0].reshape(-1)), t
+        assert np.array_equal(env["leader_turn"][0], ours["leader_turn"][0].reshape(-1)), t
         core.step(tc["follower"][t][None])
+    assert np.abs(tc["leader_turn"]).max() > 0  # the random leader turns: the check compares numbers
 
 
 def test_music_augmentation_transposes_chroma_and_keeps_beats_and_padding():

@@ -18,9 +18,10 @@ K = [SIZES[s] for s in FOLLOWER_STREAMS]
 
 
 def streaming_model(history: int = 6, lookahead: int = 3, layers: int = 3, enc_layers: int = 2,
-                    seed: int = 0) -> FollowerGPT:
+                    seed: int = 0, leader_turn: bool = False) -> FollowerGPT:
     cfg = with_codebook_sizes(load_config("tiny"), SIZES)
-    cfg.update(arch="streaming", history=history, lookahead=lookahead, n_layers=layers, enc_layers=enc_layers)
+    cfg.update(arch="streaming", history=history, lookahead=lookahead, n_layers=layers, enc_layers=enc_layers,
+               leader_turn=leader_turn)
     torch.manual_seed(seed)
     m = FollowerGPT(cfg).eval()
     with torch.no_grad():  # larger random weights (and biases per offset) so every path carries a signal
@@ -32,12 +33,18 @@ def streaming_model(history: int = 6, lookahead: int = 3, layers: int = 3, enc_l
 def clip(rng, n: int, name: str = "c") -> dict:
     return {"name": name, "music": rng.normal(size=(n, 216)).astype(np.float32),
             "leader": np.stack([rng.integers(0, SIZES[s], n) for s in FOLLOWER_STREAMS[:4]], 1),
+            "leader_turn": rng.normal(size=(n, 4)).astype(np.float32),
             "follower": np.stack([rng.integers(0, SIZES[s], n) for s in FOLLOWER_STREAMS], 1)}
 
 
-def windows(sampler: WindowSampler, clips, t):
+def windows(sampler: WindowSampler, clips, t, m: FollowerGPT | None = None):
+    """music (the GPT's input: with the leader's turn appended for a ``leader_turn`` model ``m``),
+    leader and follower windows of steps ``t`` of ``clips``."""
     w = sampler.windows(list(clips), list(t))
-    return [torch.from_numpy(w[k]) for k in ("music", "leader", "follower")]
+    music = torch.from_numpy(w["music"])
+    if m is not None:
+        music = m.music_input(music, torch.from_numpy(w["leader_turn"]))
+    return [music] + [torch.from_numpy(w[k]) for k in ("leader", "follower")]
 
 
 def decision(m, music, leader, follower) -> torch.Tensor:
@@ -74,16 +81,42 @@ def test_the_decision_sees_exactly_the_observation_window():
     assert (decision(m, music, l4, follower) - base).abs().max() > 1e-5
 
 
-@pytest.mark.parametrize("layers,enc_layers,lookahead", [(3, 2, 3), (2, 1, 2), (4, 3, 0)])
-def test_kv_cache_equals_the_full_window_over_a_300_step_rollout(layers, enc_layers, lookahead):
-    m = streaming_model(history=6, lookahead=lookahead, layers=layers, enc_layers=enc_layers if lookahead else 0)
+def test_a_leader_turn_gpt_reads_the_turn_inside_its_window_only():
+    """With config leader_turn the decision depends on the leader's turn at t − H + 1 … t + A (as on
+    his tokens) and not at t − H; a GPT without it ignores the turn; a missing turn is refused."""
+    m = streaming_model(leader_turn=True)
+    h, a = m.history, m.lookahead
+    rng = np.random.default_rng(5)
+    sampler = WindowSampler([clip(rng, 40)], SIZES, h, a)
+    w = sampler.windows([0], [20])
+    music, leader, follower = (torch.from_numpy(w[k]) for k in ("music", "leader", "follower"))
+    turn = torch.from_numpy(w["leader_turn"])
+    base = decision(m, m.music_input(music, turn), leader, follower)
+    for time, moves in ((0, False), (1, True), (h + a, True)):
+        t2 = turn.clone()
+        t2[0, time] += 3.0
+        changed = (decision(m, m.music_input(music, t2), leader, follower) - base).abs().max() > 1e-5
+        assert bool(changed) == moves, time
+    plain = streaming_model()
+    assert torch.equal(plain.music_input(music, turn + 3.0), music)
+    with pytest.raises(ValueError, match="leader_turn"):
+        m.music_input(music, None)
+    with pytest.raises(ValueError, match="music_input"):
+        m(music, leader, follower)  # the music without the turn: a clear shape error
+
+
+@pytest.mark.parametrize("layers,enc_layers,lookahead,leader_turn", [(3, 2, 3, False), (2, 1, 2, False),
+                                                                     (4, 3, 0, False), (3, 2, 3, True)])
+def test_kv_cache_equals_the_full_window_over_a_300_step_rollout(layers, enc_layers, lookahead, leader_turn):
+    m = streaming_model(history=6, lookahead=lookahead, layers=layers, enc_layers=enc_layers if lookahead else 0,
+                        leader_turn=leader_turn)
     rng = np.random.default_rng(1)
     clips = [clip(rng, 300, f"c{i}") for i in range(2)]
     sampler = WindowSampler(clips, SIZES, m.history, m.lookahead)
     stream = FollowerStream(m)
     worst = 0.0
     for t in range(300):  # the window slides from step H on; the clip's end pads the look-ahead
-        music, leader, follower = windows(sampler, [0, 1], [t, t])
+        music, leader, follower = windows(sampler, [0, 1], [t, t], m)
         full = decision(m, music, leader, follower)
         cached = torch.cat(stream.logits(music, leader, follower), -1)
         worst = max(worst, (cached - full).abs().max().item())

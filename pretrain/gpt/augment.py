@@ -69,7 +69,7 @@ def augment_music(music: np.ndarray, rng: np.random.Generator, mean: np.ndarray,
 
 
 def desync_leader(leader: np.ndarray, rng: np.random.Generator, probability: float,
-                  leader_pad: np.ndarray) -> np.ndarray:
+                  leader_pad: np.ndarray, turn: np.ndarray | None = None):
     """Leader windows ``(B, W, 4)`` of which a share ``probability`` is swapped for another row's.
 
     Why: a SynthDuet follower always dances with a leader who dances to the same song, so the GPT
@@ -82,14 +82,22 @@ def desync_leader(leader: np.ndarray, rng: np.random.Generator, probability: flo
     its own leader); where a row's own leader is padding (outside the clip or episode, padded with
     its music by the sampler) the swapped leader is padding too. Fewer than two chosen rows:
     nothing changes.
+
+    ``turn`` (B, W, 4), the windows' leader turn: swapped with its leader (zero where the swapped
+    leader is padding) and returned as ``(leader, turn)``.
     """
-    if probability <= 0:
-        return leader
-    rows = np.flatnonzero(rng.random(len(leader)) < probability)
+    rows = np.flatnonzero(rng.random(len(leader)) < probability) if probability > 0 else np.zeros(0, np.int64)
     if len(rows) < 2:
-        return leader
+        return leader if turn is None else (leader, turn)
+    pad = (leader[rows] == leader_pad).all(-1)
     swapped = leader[np.roll(rows, 1)]  # fancy indexing: a copy
-    swapped[(leader[rows] == leader_pad).all(-1)] = leader_pad
+    swapped[pad] = leader_pad
     out = leader.copy()
     out[rows] = swapped
-    return out
+    if turn is None:
+        return out
+    swapped_turn = turn[np.roll(rows, 1)]
+    swapped_turn[pad] = 0.0
+    out_turn = turn.copy()
+    out_turn[rows] = swapped_turn
+    return out, out_turn

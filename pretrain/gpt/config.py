@@ -8,6 +8,9 @@ A config is a flat dict of model sizes plus a ``train`` sub-dict of optimiser se
 * ``history`` H, ``lookahead`` A — the observation window t−H … t+A (duet_env/tokens.py);
 * ``codebook_sizes`` — ``{up, down, lhand, rhand, transl}``, filled in from the tokenizer
   the GPT is trained with (:func:`with_codebook_sizes`);
+* ``leader_turn`` — true: the GPT also reads the env's ``"leader_turn"`` observation (the leader
+  frame's yaw rate, duet_env/tokens.py), appended to each token's music features; false or absent
+  (checkpoints before it): it does not;
 * ``arch`` — ``"streaming"`` (relative positions and shrinking causal bands: the decision's
   logits depend on the observation window only, and a KV cache computes them exactly, see
   :mod:`pretrain.gpt.stream`) or ``"window"`` (the first architecture: absolute positions over the
@@ -78,6 +81,8 @@ def validate_config(config: dict, where: str = "config", need_codebooks: bool = 
         raise ValueError(f"GPT {where}: width {config['width']} is not divisible by n_heads {config['n_heads']}")
     if not 0.0 <= float(config["dropout"]) < 1.0:
         raise ValueError(f"GPT {where}: dropout must be in [0, 1), got {config['dropout']!r}")
+    if not isinstance(config.get("leader_turn", False), bool):
+        raise ValueError(f"GPT {where}: leader_turn must be true or false, got {config['leader_turn']!r}")
     if config.get("arch", "window") not in ARCHS:
         raise ValueError(f"GPT {where}: arch must be one of {list(ARCHS)}, got {config['arch']!r}")
     extra = config.get("train", {}).get("extra_train", [])

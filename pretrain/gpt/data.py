@@ -1,8 +1,10 @@
 """Token data for the follower GPT: tokenised clips and observation windows.
 
 A *token clip* is a dict ``{"name", "music" (N, 216) float32, "leader" (N, 4) int64,
-"follower" (N, 5) int64}``: per token, the 4 frames × 54 music features of the token's frames
-(frame-major, i.e. ``music[4i:4i+4].reshape(216)``) and both dancers' tokens.
+"leader_turn" (N, 4) float32, "follower" (N, 5) int64}``: per token, the 4 frames × 54 music
+features of the token's frames (frame-major, i.e. ``music[4i:4i+4].reshape(216)``), both dancers'
+tokens and the leader's turn at the token's 4 frames (rad/s, the env's ``"leader_turn"``:
+:func:`duet_env.motion.turn_rate` of the tokenizer's leader heading over the whole clip).
 
 Windows are cut exactly as the env builds its ``"tokens"`` observation (duet_env/tokens.py):
 for decision step t the music/leader window covers t−H … t+A with zero music and pad ids
@@ -23,11 +25,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_DIM, TOKEN_FRAMES
+from duet_env.motion import turn_rate
 from duet_env.tokens import window_length
 
 
+TOKEN_CLIP_ARRAYS = ("music", "leader", "leader_turn", "follower")
 IGNORE = -100  # target id of positions outside the clip (F.cross_entropy's ignore_index)
-TOKEN_CACHE_VERSION = 1
+TOKEN_CACHE_VERSION = 2  # 2: token clips carry the leader's turn
 
 
 def music_per_token(music: np.ndarray, n_tokens: int) -> np.ndarray:
@@ -45,12 +49,15 @@ def check_token_clip(clip: dict, codebook_sizes: dict[str, int], where: str = "t
     """Raise a clear error when a token clip has wrong shapes, NaN music or ids out of range."""
     n = len(clip["follower"])
     shapes = {"music": (n, TOKEN_FRAMES * MUSIC_DIM), "leader": (n, len(LEADER_STREAMS)),
-              "follower": (n, len(FOLLOWER_STREAMS))}
+              "leader_turn": (n, TOKEN_FRAMES), "follower": (n, len(FOLLOWER_STREAMS))}
     for key, shape in shapes.items():
+        if key not in clip:
+            raise ValueError(f"{where} {clip.get('name')!r}: no {key!r} (keys {sorted(clip)})")
         if np.shape(clip[key]) != shape:
             raise ValueError(f"{where} {clip.get('name')!r}: {key} has shape {np.shape(clip[key])}, expected {shape}")
-    if not np.isfinite(clip["music"]).all():
-        raise ValueError(f"{where} {clip.get('name')!r}: music contains NaN or inf")
+    for key in ("music", "leader_turn"):
+        if not np.isfinite(clip[key]).all():
+            raise ValueError(f"{where} {clip.get('name')!r}: {key} contains NaN or inf")
     for key, streams in (("leader", LEADER_STREAMS), ("follower", FOLLOWER_STREAMS)):
         k = np.array([codebook_sizes[s] for s in streams])
         ids = np.asarray(clip[key])
@@ -71,8 +78,12 @@ def tokenize_clips(clips: Sequence, tokenizer, progress: bool = True) -> list[di
         follower = np.asarray(tok["follower"], np.int64)
         if len(leader) != len(follower):
             raise ValueError(f"tokenizer gave {len(leader)} leader but {len(follower)} follower tokens for {clip.name}")
+        # as the env computes it (DuetCore.clip_leader_turn): float32 heading of the whole clip
+        heading = tokenizer.leader_heading(np.asarray(clip.leader.joints[:t], np.float32).astype(np.float64))
+        turn = turn_rate(np.asarray(heading, np.float32))
         token_clip = {"name": clip.name, "music": music_per_token(clip.music, len(follower)),
-                      "leader": leader, "follower": follower}
+                      "leader": leader, "leader_turn": turn.reshape(len(follower), TOKEN_FRAMES),
+                      "follower": follower}
         check_token_clip(token_clip, tokenizer.codebook_sizes, where="tokenised clip")
         out.append(token_clip)
     return out
@@ -105,7 +116,7 @@ def tokenizer_fingerprint(tokenizer_name: str) -> str:
 def save_token_clips(path: Path, clips: list[dict]) -> None:
     arrays = {}
     for i, c in enumerate(clips):
-        for key in ("music", "leader", "follower"):
+        for key in TOKEN_CLIP_ARRAYS:
             arrays[f"{i}/{key}"] = c[key]
     arrays["names"] = np.array([c["name"] for c in clips])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +128,7 @@ def save_token_clips(path: Path, clips: list[dict]) -> None:
 def load_token_clips(path: Path) -> list[dict]:
     with np.load(path) as z:
         names = z["names"].tolist()
-        return [{"name": n, "music": z[f"{i}/music"], "leader": z[f"{i}/leader"], "follower": z[f"{i}/follower"]}
-                for i, n in enumerate(names)]
+        return [{"name": n, **{key: z[f"{i}/{key}"] for key in TOKEN_CLIP_ARRAYS}} for i, n in enumerate(names)]
 
 
 def dataset_fingerprint(root: str | os.PathLike) -> str:
@@ -171,7 +181,7 @@ class WindowSampler:
     """Observation windows (and teacher-forcing targets) cut from token clips.
 
     For decision step t of a clip, :meth:`windows` returns ``music`` (W, 216), ``leader``
-    (W, 4) for t−H … t+A, ``follower`` (H, 5) for t−H … t−1, and ``targets`` (H + 1, 5)
+    (W, 4) and ``leader_turn`` (W, 4) for t−H … t+A, ``follower`` (H, 5) for t−H … t−1, and ``targets`` (H + 1, 5)
     = the follower tokens t−H … t with :data:`IGNORE` before the clip start.
     """
 
@@ -183,14 +193,16 @@ class WindowSampler:
         lead_pad = np.array([codebook_sizes[s] for s in LEADER_STREAMS], np.int64)
         fol_pad = np.array([codebook_sizes[s] for s in FOLLOWER_STREAMS], np.int64)
         self.leader_pad, self.follower_pad = lead_pad, fol_pad
-        self.music, self.leader, self.follower, self.targets = [], [], [], []
+        self.music, self.leader, self.turn, self.follower, self.targets = [], [], [], [], []
         for c in clips:
             check_token_clip(c, codebook_sizes)
-            n = len(c["follower"])
             # Pad so that the window of step t starts at index t of the padded arrays.
             self.music.append(np.concatenate([np.zeros((history, c["music"].shape[1]), np.float32),
                                               np.asarray(c["music"], np.float32),
                                               np.zeros((lookahead, c["music"].shape[1]), np.float32)]))
+            self.turn.append(np.concatenate([np.zeros((history, TOKEN_FRAMES), np.float32),
+                                             np.asarray(c["leader_turn"], np.float32),
+                                             np.zeros((lookahead, TOKEN_FRAMES), np.float32)]))
             self.leader.append(np.concatenate([np.tile(lead_pad, (history, 1)), c["leader"],
                                                np.tile(lead_pad, (lookahead, 1))]).astype(np.int64))
             self.follower.append(np.concatenate([np.tile(fol_pad, (history, 1)), c["follower"]]).astype(np.int64))
@@ -214,6 +226,7 @@ class WindowSampler:
         h, w = self.h, self.w
         music = np.stack([self.music[c][s:s + w] for c, s in zip(clip_index, t)])
         leader = np.stack([self.leader[c][s:s + w] for c, s in zip(clip_index, t)])
+        turn = np.stack([self.turn[c][s:s + w] for c, s in zip(clip_index, t)])
         follower = np.stack([self.follower[c][s:s + h] for c, s in zip(clip_index, t)])
         targets = np.stack([self.targets[c][s:s + h + 1] for c, s in zip(clip_index, t)])
         if lo is not None or hi is not None:
@@ -223,10 +236,11 @@ class WindowSampler:
             times = t[:, None] - h + np.arange(w)
             before, after = times < lo[:, None], times >= hi[:, None]
             music[before | after] = 0.0
+            turn[before | after] = 0.0
             leader[before | after] = self.leader_pad
             follower[before[:, :h]] = self.follower_pad
             targets[before[:, :h + 1]] = IGNORE
-        return {"music": music, "leader": leader, "follower": follower, "targets": targets}
+        return {"music": music, "leader": leader, "leader_turn": turn, "follower": follower, "targets": targets}
 
     def locate(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat step indices over all clips -> (clip index, t)."""
@@ -258,7 +272,7 @@ def observation(clip: dict, t: int, codebook_sizes: dict[str, int], history: int
     """The env's ``"tokens"`` observation for step t of a token clip (flat duet_env/tokens.py layout)."""
     win = WindowSampler([clip], codebook_sizes, history, lookahead).windows([0], [t])
     return {"music": win["music"][0], "leader": win["leader"][0].reshape(-1),
-            "follower": win["follower"][0].reshape(-1)}
+            "leader_turn": win["leader_turn"][0].reshape(-1), "follower": win["follower"][0].reshape(-1)}
 
 
 # -- extra training data ----------------------------------------------------------------------

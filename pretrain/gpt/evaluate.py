@@ -56,7 +56,8 @@ def gpt_log_probs(model: FollowerGPT, clips: list[dict], codebook_sizes: dict[st
     out: list[list[np.ndarray]] = [[] for _ in FOLLOWER_STREAMS]
     for start in tqdm(range(0, len(flat), batch_size), desc="gpt evaluate", disable=not progress, leave=False):
         win = sampler.windows(*sampler.locate(flat[start:start + batch_size]))
-        logits = model(torch.from_numpy(win["music"]).to(dev), torch.from_numpy(win["leader"]).to(dev),
+        music = model.music_input(torch.from_numpy(win["music"]).to(dev), torch.from_numpy(win["leader_turn"]))
+        logits = model(music, torch.from_numpy(win["leader"]).to(dev),
                        torch.from_numpy(win["follower"]).to(dev), last_only=True)
         for i, lg in enumerate(logits):
             out[i].append(torch.log_softmax(lg.float(), -1).cpu().numpy())

@@ -4,6 +4,10 @@ Input, for one decision step t (duet_env/tokens.py layout, window W = H + 1 + A)
 
 * ``music`` (B, W, 216): features of the 4 frames of each token t−H … t+A (zeros outside the clip);
 * ``leader`` (B, W, 4): leader tokens up/down/lhand/rhand over the same window (pad id K outside);
+* with config ``leader_turn``: ``music`` is (B, W, 220), each token's 216 music features followed
+  by the leader's turn at its 4 frames (rad/s, the env's ``"leader_turn"``; :meth:`FollowerGPT.music_input`
+  builds it), projected and added to the leader streams' inputs — his tokens are facing-invariant
+  and cannot show a spin, and the follower's tokens live in his turning frame;
 * ``follower`` (B, H, 5): the follower's previous tokens t−H … t−1 (pad id K before the start).
 
 Architecture (docs/design.md "Pretraining"; after Duolando, Siyao et al. ICLR 2024, github.com/lisiyao21/Duolando):
@@ -29,6 +33,7 @@ at any block index.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -205,6 +210,13 @@ class FollowerGPT(nn.Module):
         self.register_buffer("music_mean", torch.zeros(MUSIC_DIM))
         self.register_buffer("music_std", torch.ones(MUSIC_DIM))
 
+        # The leader's turn (duet_env/tokens.py "leader_turn"): 4 yaw rates per token, appended to
+        # the music input; a spot turn runs at 2-3 rad/s, so 1/π puts it near 1.
+        self.leader_turn = bool(config.get("leader_turn", False))
+        self.music_width = config["music_dim"] + (TOKEN_FRAMES if self.leader_turn else 0)
+        if self.leader_turn:
+            self.turn_in = nn.Linear(TOKEN_FRAMES, d)
+
         bands = encoder_bands(self.lookahead, config["enc_layers"])
         self.music_in = nn.Linear(config["music_dim"], d)
         self.music_encoder = LookaheadEncoder(1, self.window, d, heads, bands, p, self.streaming)
@@ -250,6 +262,21 @@ class FollowerGPT(nn.Module):
         self.music_mean.copy_(mean)
         self.music_std.copy_(std.clamp_min(1e-4))
 
+    def music_input(self, music: torch.Tensor, leader_turn: torch.Tensor | None = None) -> torch.Tensor:
+        """The GPT's music input from the observation's ``music`` (B, W, 216) and ``leader_turn``
+        (B, W, 4) (rad/s; a flat (B, W·4) is reshaped): the music alone for a GPT without
+        ``leader_turn``, the two concatenated (B, W, 220) for one with it."""
+        if not self.leader_turn:
+            return music
+        if leader_turn is None:
+            raise ValueError("FollowerGPT: this GPT reads the leader's turn (config leader_turn) but got none: pass "
+                             "the env's \"tokens\" observation key 'leader_turn' (duet_env/tokens.py)")
+        leader_turn = torch.as_tensor(leader_turn, dtype=music.dtype, device=music.device)
+        if leader_turn.shape[0] != music.shape[0] or leader_turn[0].numel() != music.shape[1] * TOKEN_FRAMES:
+            raise ValueError(f"FollowerGPT: leader_turn {tuple(leader_turn.shape)} does not match music "
+                             f"{tuple(music.shape)}: expected (B, W, {TOKEN_FRAMES}) over the same window")
+        return torch.cat([music, leader_turn.reshape(*music.shape[:2], TOKEN_FRAMES)], dim=-1)
+
     # -- input checks -------------------------------------------------------------------
     def check_inputs(self, music: torch.Tensor, leader: torch.Tensor, follower: torch.Tensor,
                      window: int | None = None) -> None:
@@ -262,8 +289,9 @@ class FollowerGPT(nn.Module):
             h = follower.shape[1]
         w = window_length(h, self.lookahead) if window is None else window
         problems = []
-        if music.shape != (b, w, self.config["music_dim"]):
-            problems.append(f"music {tuple(music.shape)} != (B, {w}, {self.config['music_dim']})")
+        if music.shape != (b, w, self.music_width):
+            hint = " (music features + the leader's turn: FollowerGPT.music_input)" if self.leader_turn else ""
+            problems.append(f"music {tuple(music.shape)} != (B, {w}, {self.music_width}){hint}")
         if leader.shape != (b, w, len(LEADER_STREAMS)):
             problems.append(f"leader {tuple(leader.shape)} != (B, {w}, {len(LEADER_STREAMS)})")
         if follower.shape != (b, h, len(FOLLOWER_STREAMS)):
@@ -282,10 +310,14 @@ class FollowerGPT(nn.Module):
     # -- forward pieces -------------------------------------------------------------------
     def condition_inputs(self, music: torch.Tensor, leader: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The look-ahead encoders' inputs: music (B, T, 216) normalised and projected, leader ids
-        (B, T, 4) embedded -> (B, 1, T, D), (B, 4, T, D)."""
+        (B, T, 4) embedded (plus the projected leader turn, music's last 4 columns, for a GPT with
+        ``leader_turn``) -> (B, 1, T, D), (B, 4, T, D)."""
         b, w, _ = music.shape
-        frames = (music.view(b, w, TOKEN_FRAMES, MUSIC_DIM) - self.music_mean) / self.music_std
+        n = TOKEN_FRAMES * MUSIC_DIM
+        frames = (music[..., :n].reshape(b, w, TOKEN_FRAMES, MUSIC_DIM) - self.music_mean) / self.music_std
         lead = torch.stack([emb(leader[..., i]) for i, emb in enumerate(self.leader_emb)], dim=1)
+        if self.leader_turn:
+            lead = lead + self.turn_in(music[..., n:] * (1.0 / math.pi))[:, None]
         return self.music_in(frames.reshape(b, w, -1))[:, None], lead
 
     def encode_conditions(self, music: torch.Tensor, leader: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,8 +37,9 @@ class FollowerPolicy:
     """Follower GPT wrapped for the env: observation dict in, per-stream logits / tokens out.
 
     The observation is the env's ``"tokens"`` dict (duet_env/tokens.py): ``music`` (W, 216),
-    ``leader`` (W·4,), ``follower`` (H·5,) — numpy or torch, unbatched or with a leading
-    batch axis B. Logits are those of window position H (decision step t).
+    ``leader`` (W·4,), ``leader_turn`` (W·4,) (read only by a GPT with config ``leader_turn``),
+    ``follower`` (H·5,) — numpy or torch, unbatched or with a leading batch axis B. Logits are
+    those of window position H (decision step t).
     """
 
     def __init__(self, model: FollowerGPT, config: dict | None = None, device: str | torch.device = "cpu"):
@@ -58,7 +59,7 @@ class FollowerPolicy:
         return policy
 
     def _tensors(self, observation: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
-        for key in ("music", "leader", "follower"):
+        for key in ("music", "leader", "follower") + (("leader_turn",) if self.model.leader_turn else ()):
             if key not in observation:
                 raise KeyError(f"FollowerPolicy: observation lacks {key!r} (has {sorted(observation)})")
         music = torch.as_tensor(observation["music"], dtype=torch.float32, device=self.device)
@@ -84,6 +85,9 @@ class FollowerPolicy:
                 f"follower {_shape(observation['follower'])} (history {h_follower})"
             )
         b = music.shape[0]
+        if self.model.leader_turn:
+            turn = torch.as_tensor(observation["leader_turn"], dtype=torch.float32, device=self.device)
+            music = self.model.music_input(music, turn if batched else turn[None])
         return music, leader.view(b, self.window, n_lead), follower.view(b, self.history, n_fol), batched
 
     @torch.no_grad()

@@ -226,13 +226,14 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
                                float(tcfg["episode_fraction"]))
         if desync > 0:
-            batch["leader"] = desync_leader(batch["leader"], rng, desync, sampler.leader_pad)
+            batch["leader"], batch["leader_turn"] = desync_leader(batch["leader"], rng, desync, sampler.leader_pad,
+                                                                  batch["leader_turn"])
         if augment > 0:
             batch["music"] = augment_music(batch["music"], rng, *stats, probability=augment)
         batch["targets"] = decision_targets(batch["targets"], config)
         counts = global_target_counts(batch["targets"], dev)
         batch = distributed.shard(batch, rows)
-        music = torch.from_numpy(batch["music"]).to(dev)
+        music = model.music_input(torch.from_numpy(batch["music"]).to(dev), torch.from_numpy(batch["leader_turn"]))
         leader = torch.from_numpy(batch["leader"]).to(dev)
         follower = torch.from_numpy(batch["follower"]).to(dev)
         targets = torch.from_numpy(batch["targets"]).to(dev)
