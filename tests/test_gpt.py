@@ -400,3 +400,24 @@ def test_hold_out_and_best_checkpoint_follow_the_validation_loss(tmp_path):
     from pretrain.gpt.train import validation_cross_entropy
 
     assert validation_cross_entropy(best.model, held, SIZES) == pytest.approx(state["best"]["val_ce"], rel=1e-5)
+
+
+def test_turn_focus_draws_the_steps_near_a_leader_spin_and_changes_nothing_when_off():
+    """WindowSampler.turn_steps finds exactly the steps whose window holds a fast leader turn;
+    a focus share draws them that often; focus_fraction 0 gives the very batch of before."""
+    rng = np.random.default_rng(0)
+    clips = [fake_clip(rng, 60, "a"), fake_clip(rng, 50, "b")]
+    for c in clips:
+        c["leader_turn"][:] = 0.1
+    clips[1]["leader_turn"][30, 2] = 3.0  # one spinning frame, token 30 of clip b
+    h, a = 4, 2
+    sampler = WindowSampler(clips, SIZES, h, a)
+    steps = sampler.turn_steps(1.5)
+    # the window of step t covers tokens t−H … t+A: token 30 is in it for t = 28 … 34
+    assert steps.tolist() == [60 + t for t in range(30 - a, 30 + h + 1)]
+    batch = sampler.sample(np.random.default_rng(1), 400, focus=steps, focus_fraction=0.5)
+    share = (np.abs(batch["leader_turn"]).max(axis=(1, 2)) > 1.5).mean()
+    assert 0.4 < share < 0.6  # without focus: 7 of 110 steps, about 6 %
+    plain = sampler.sample(np.random.default_rng(2), 32, 8, 0.5)
+    off = sampler.sample(np.random.default_rng(2), 32, 8, 0.5, focus=steps, focus_fraction=0.0)
+    assert all(np.array_equal(plain[k], off[k]) for k in plain)

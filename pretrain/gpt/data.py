@@ -247,15 +247,34 @@ class WindowSampler:
         clip_index = np.searchsorted(self.offsets, flat, side="right") - 1
         return clip_index, flat - self.offsets[clip_index]
 
+    def turn_steps(self, rate: float) -> np.ndarray:
+        """Flat indices of the steps whose window (t−H … t+A) holds a leader turn faster than
+        ``rate`` rad/s (``|leader_turn|`` at any frame)."""
+        out = []
+        for c, turn in enumerate(self.turn):
+            fast = np.abs(turn).max(-1) > rate  # per padded token index
+            n = self.lengths[c]
+            # window of step t = padded indices t … t + W − 1
+            hit = np.lib.stride_tricks.sliding_window_view(fast, self.w)[:n].any(-1)
+            out.append(self.offsets[c] + np.flatnonzero(hit))
+        return np.concatenate(out).astype(np.int64)
+
     def sample(self, rng: np.random.Generator, batch_size: int, episode_tokens: int | None = None,
-               episode_fraction: float = 0.0) -> dict[str, np.ndarray]:
+               episode_fraction: float = 0.0, focus: np.ndarray | None = None,
+               focus_fraction: float = 0.0) -> dict[str, np.ndarray]:
         """A batch of windows whose decision step is uniform over all steps of all clips.
 
         With probability ``episode_fraction`` a window is cut as the env serves it inside an
         episode of ``episode_tokens`` tokens (a uniformly chosen one among those containing
         the step), padded outside the episode; otherwise the episode is the whole clip.
+        ``focus`` (flat step indices, e.g. :meth:`turn_steps`): a share ``focus_fraction`` of the
+        windows draws its step uniformly from them instead (rare situations seen more often).
         """
-        clip_index, t = self.locate(rng.integers(0, self.n_steps, size=batch_size))
+        flat = rng.integers(0, self.n_steps, size=batch_size)
+        if focus_fraction > 0 and focus is not None and len(focus):
+            use = rng.random(batch_size) < focus_fraction
+            flat = np.where(use, focus[rng.integers(0, len(focus), size=batch_size)], flat)
+        clip_index, t = self.locate(flat)
         n = self.lengths[clip_index]
         lo, hi = np.zeros_like(t), n.copy()
         if episode_tokens and episode_fraction > 0:

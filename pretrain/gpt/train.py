@@ -12,7 +12,8 @@ streams, as ``pretrain.gpt evaluate`` computes it) is measured and, when it is t
 weights are written to ``out_dir/best`` — early stopping by selection: the run goes on, the best
 point is kept. ``train.music_augment`` > 0 perturbs that share of the windows' music features,
 and ``train.leader_desync`` > 0 gives that share of the windows an unrelated leader
-(:mod:`pretrain.gpt.augment`).
+(:mod:`pretrain.gpt.augment`); ``train.turn_focus`` > 0 draws that share of the windows among the
+steps near a leader's spin (:meth:`pretrain.gpt.data.WindowSampler.turn_steps`).
 
 Reproducibility: the batch and the dropout masks of step k are drawn from generators seeded
 by ``(seed, k)``, so a run resumed from a checkpoint at step k continues exactly as the
@@ -49,6 +50,8 @@ from .config import with_codebook_sizes
 from .data import IGNORE, WindowSampler
 from .model import FollowerGPT
 from .policy import CHECKPOINT_STEM
+
+TURN_FOCUS_RATE = 1.5  # rad/s: ChaCha spot turns run at 2-3.6; couple turns (Waltz, Tango) stay below 1
 
 
 
@@ -215,6 +218,10 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
 
     augment = float(tcfg.get("music_augment", 0.0))
     desync = float(tcfg.get("leader_desync", 0.0))
+    # train.turn_focus: that share of the windows is drawn among the steps whose window holds a
+    # leader spin (|turn| > TURN_FOCUS_RATE): spot turns are ~0.6 % of all steps, and the
+    # follower's counter-rotation at their onset is what a free-running GPT must not miss.
+    turn_focus = sampler.turn_steps(TURN_FOCUS_RATE) if float(tcfg.get("turn_focus", 0.0)) > 0 else None
     stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
     net = distributed.wrap(model, dev)
@@ -224,7 +231,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         rng = np.random.default_rng(_step_seed(seed, step))
         torch.manual_seed(_step_seed(seed, step) + 7919 * distributed.rank())  # rank 0: the single-process seed
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
-                               float(tcfg["episode_fraction"]))
+                               float(tcfg["episode_fraction"]), turn_focus, float(tcfg.get("turn_focus", 0.0)))
         if desync > 0:
             batch["leader"], batch["leader_turn"] = desync_leader(batch["leader"], rng, desync, sampler.leader_pad,
                                                                   batch["leader_turn"])
