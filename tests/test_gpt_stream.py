@@ -190,3 +190,35 @@ def test_stream_refuses_a_model_in_training_mode():
         FollowerStream(m).logits(*windows(sampler, [0], [0]))
     m.eval()
     assert len(FollowerStream(m).logits(*windows(sampler, [0], [0]))) == 5
+
+
+@pytest.mark.parametrize("arch", ["streaming", "window"])
+def test_self_fed_history_puts_the_models_own_prediction_of_each_token_in_its_place(arch):
+    """train.self_feed: history token i becomes the greedy prediction *of token i* (the position
+    that predicts it, per arch); pads stay; share 0 changes nothing; the share is respected."""
+    from pretrain.gpt.self_feed import self_fed_history, self_feed_share
+
+    m = streaming_model() if arch == "streaming" else None
+    if m is None:
+        cfg = with_codebook_sizes(load_config("tiny"), SIZES)
+        cfg.update(arch="window", history=6, lookahead=3)
+        torch.manual_seed(0)
+        m = FollowerGPT(cfg).eval()
+    rng = np.random.default_rng(6)
+    sampler = WindowSampler([clip(rng, 60)], SIZES, 12 if m.streaming else 6, m.lookahead)
+    music, leader, follower = windows(sampler, [0, 0], [5, 30])  # row 0 starts with padding
+    pad = torch.tensor(K)
+    fed = self_fed_history(m, music, leader, follower, 1.0, pad)
+    with torch.no_grad():
+        pred = torch.stack([lg.argmax(-1) for lg in m(music, leader, follower)], -1)
+    want = torch.cat([follower[:, :1], pred[:, :-1]], 1) if m.streaming else pred[:, :follower.shape[1]]
+    want = torch.where(follower == pad, follower, want)
+    assert torch.equal(fed, want)
+    assert (follower[0] == pad).any() and not torch.equal(fed, follower)
+    assert torch.equal(self_fed_history(m, music, leader, follower, 0.0, pad), follower)
+    half = self_fed_history(m, music, leader, follower, 0.5, pad, torch.Generator().manual_seed(0))
+    changed = (half != follower)[follower != pad].float().mean()
+    could = (want != follower)[follower != pad].float().mean()
+    assert 0.3 * could < changed < 0.7 * could
+    assert self_feed_share(0.3, 0, 100) == 0.0 and self_feed_share(0.3, 25, 100) == pytest.approx(0.15)
+    assert self_feed_share(0.3, 90, 100) == 0.3 and self_feed_share(0.0, 90, 100) == 0.0

@@ -13,7 +13,9 @@ weights are written to ``out_dir/best`` — early stopping by selection: the run
 point is kept. ``train.music_augment`` > 0 perturbs that share of the windows' music features,
 and ``train.leader_desync`` > 0 gives that share of the windows an unrelated leader
 (:mod:`pretrain.gpt.augment`); ``train.turn_focus`` > 0 draws that share of the windows among the
-steps near a leader's spin (:meth:`pretrain.gpt.data.WindowSampler.turn_steps`).
+steps near a leader's spin (:meth:`pretrain.gpt.data.WindowSampler.turn_steps`); ``train.self_feed`` > 0
+replaces up to that share of the follower history by the model's own predictions
+(:mod:`pretrain.gpt.self_feed`).
 
 Reproducibility: the batch and the dropout masks of step k are drawn from generators seeded
 by ``(seed, k)``, so a run resumed from a checkpoint at step k continues exactly as the
@@ -50,6 +52,7 @@ from .config import with_codebook_sizes
 from .data import IGNORE, WindowSampler
 from .model import FollowerGPT
 from .policy import CHECKPOINT_STEM
+from .self_feed import self_fed_history, self_feed_share
 
 TURN_FOCUS_RATE = 1.5  # rad/s: ChaCha spot turns run at 2-3.6; couple turns (Waltz, Tango) stay below 1
 
@@ -222,6 +225,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     # leader spin (|turn| > TURN_FOCUS_RATE): spot turns are ~0.6 % of all steps, and the
     # follower's counter-rotation at their onset is what a free-running GPT must not miss.
     turn_focus = sampler.turn_steps(TURN_FOCUS_RATE) if float(tcfg.get("turn_focus", 0.0)) > 0 else None
+    follower_pad = torch.as_tensor(sampler.follower_pad, device=dev)
     stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
     net = distributed.wrap(model, dev)
@@ -243,6 +247,9 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         music = model.music_input(torch.from_numpy(batch["music"]).to(dev), torch.from_numpy(batch["leader_turn"]))
         leader = torch.from_numpy(batch["leader"]).to(dev)
         follower = torch.from_numpy(batch["follower"]).to(dev)
+        share = self_feed_share(float(tcfg.get("self_feed", 0.0)), step, total)
+        if share > 0:  # the model's own tokens in part of the history (pretrain/gpt/self_feed.py)
+            follower = self_fed_history(model, music, leader, follower, share, follower_pad)
         targets = torch.from_numpy(batch["targets"]).to(dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tcfg, total)
