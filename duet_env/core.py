@@ -21,7 +21,7 @@ from rewards.context import StepContext
 from .conventions import (BEAT_COLUMN, CONTEXT_FRAMES, FOLLOWER_STREAMS, FPS, LEADER_STREAMS, MUSIC_DIM,
                           MUSIC_TOKEN_DIM, NUM_JOINTS, TOKEN_FRAMES)
 from .episodes import EpisodeClip
-from .motion import heading_from_joints, turn_rate
+from .motion import heading_from_joints, turn_per_token
 from .threads import check_torch_threads, torch_threads
 from .tokens import window_length
 
@@ -173,15 +173,14 @@ class DuetCore:
         """The tokenizer's (time-smoothed) leader heading (T, 3) of a whole clip, computed once."""
         if clip_id not in self._heading_cache:
             lj = self.clips[clip_id].leader_joints
-            self._heading_cache[clip_id] = self.tokenizer.leader_heading(np.asarray(lj, np.float64)).astype(np.float32)
+            self._heading_cache[clip_id] = self.tokenizer.clip_leader_heading(lj)
         return self._heading_cache[clip_id]
 
     def clip_leader_turn(self, clip_id: int) -> np.ndarray:
         """The turn rate (N, 4) of the tokenizer's leader frame per token and frame, rad/s
-        (:func:`duet_env.motion.turn_rate` of :meth:`clip_leader_heading`), computed once."""
+        (:func:`duet_env.motion.turn_per_token` of :meth:`clip_leader_heading`), computed once."""
         if clip_id not in self._turn_cache:
-            rate = turn_rate(self.clip_leader_heading(clip_id))
-            self._turn_cache[clip_id] = rate.reshape(self.clips[clip_id].num_tokens, TOKEN_FRAMES)
+            self._turn_cache[clip_id] = turn_per_token(self.clip_leader_heading(clip_id))
         return self._turn_cache[clip_id]
 
     def leader_forward_last(self) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .conventions import FPS, FRAME_TIME  # noqa: F401  (FRAME_TIME: public here too)
+from .conventions import FPS, FRAME_TIME, TOKEN_FRAMES  # noqa: F401  (FRAME_TIME: public here too)
 
 
 
@@ -188,5 +188,14 @@ def turn_rate(forward, fps: float = FPS) -> np.ndarray:
         raise ValueError(f"turn_rate: forward must have shape (T, 3); got {f.shape}")
     if len(f) < 2:
         return np.zeros(len(f), np.float32)
-    yaw = np.unwrap(np.arctan2(f[:, 0].astype(np.float64), f[:, 2].astype(np.float64)))
+    yaw = np.unwrap(heading_angle(f.astype(np.float64)))
     return (np.gradient(yaw) * fps).astype(np.float32)
+
+
+def turn_per_token(forward, fps: float = FPS) -> np.ndarray:
+    """:func:`turn_rate` of a whole clip's heading ``(4N, 3)``, one row of ``TOKEN_FRAMES`` rates per
+    token: ``(N, 4)`` float32 — the layout of the env's ``"leader_turn"`` and of the GPT's token clips."""
+    rate = turn_rate(forward, fps)
+    if len(rate) % TOKEN_FRAMES:
+        raise ValueError(f"turn_per_token: {len(rate)} frames is not a whole number of {TOKEN_FRAMES}-frame tokens")
+    return rate.reshape(-1, TOKEN_FRAMES)

@@ -128,6 +128,13 @@ class Tokenizer:
             return features.leader_heading(torch.from_numpy(leader_joints), self.heading_sigma).numpy()
         return features.leader_heading(leader_joints, self.heading_sigma)
 
+    def clip_leader_heading(self, leader_joints) -> np.ndarray:
+        """The leader frame of a whole clip as the env keeps it: :meth:`leader_heading` of the
+        joints ``(T, 55, 3)`` (as float32, computed in float64), stored as float32 ``(T, 3)``. The
+        env decodes in it and the GPT's token clips take the leader's turn from it, so both call this."""
+        joints = np.asarray(leader_joints, np.float32).astype(np.float64)
+        return self.leader_heading(joints).astype(np.float32)
+
     @property
     def fingerprint(self) -> str:
         """SHA-1 of every model's weights: keys caches of encoded tokens (so a retrained

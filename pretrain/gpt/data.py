@@ -4,7 +4,7 @@ A *token clip* is a dict ``{"name", "music" (N, 216) float32, "leader" (N, 4) in
 "leader_turn" (N, 4) float32, "follower" (N, 5) int64}``: per token, the 4 frames × 54 music
 features of the token's frames (frame-major, i.e. ``music[4i:4i+4].reshape(216)``), both dancers'
 tokens and the leader's turn at the token's 4 frames (rad/s, the env's ``"leader_turn"``:
-:func:`duet_env.motion.turn_rate` of the tokenizer's leader heading over the whole clip).
+:func:`duet_env.motion.turn_per_token` of ``Tokenizer.clip_leader_heading``).
 
 Windows are cut exactly as the env builds its ``"tokens"`` observation (duet_env/tokens.py):
 for decision step t the music/leader window covers t−H … t+A with zero music and pad ids
@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from duet_env.conventions import FOLLOWER_STREAMS, LEADER_STREAMS, MUSIC_DIM, TOKEN_FRAMES
-from duet_env.motion import turn_rate
+from duet_env.motion import turn_per_token
 from duet_env.tokens import window_length
 
 
@@ -78,12 +78,9 @@ def tokenize_clips(clips: Sequence, tokenizer, progress: bool = True) -> list[di
         follower = np.asarray(tok["follower"], np.int64)
         if len(leader) != len(follower):
             raise ValueError(f"tokenizer gave {len(leader)} leader but {len(follower)} follower tokens for {clip.name}")
-        # as the env computes it (DuetCore.clip_leader_turn): float32 heading of the whole clip
-        heading = tokenizer.leader_heading(np.asarray(clip.leader.joints[:t], np.float32).astype(np.float64))
-        turn = turn_rate(np.asarray(heading, np.float32))
+        turn = turn_per_token(tokenizer.clip_leader_heading(clip.leader.joints[:t]))  # as DuetCore.clip_leader_turn
         token_clip = {"name": clip.name, "music": music_per_token(clip.music, len(follower)),
-                      "leader": leader, "leader_turn": turn.reshape(len(follower), TOKEN_FRAMES),
-                      "follower": follower}
+                      "leader": leader, "leader_turn": turn, "follower": follower}
         check_token_clip(token_clip, tokenizer.codebook_sizes, where="tokenised clip")
         out.append(token_clip)
     return out
