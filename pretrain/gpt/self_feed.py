@@ -7,7 +7,7 @@ ChaCha leader's solo spot turn the ground-truth follower counter-rotates in the 
 teacher-forced, the history already shows the rotation, so the GPT predicts it from the history
 (cross-entropy on those steps as low as anywhere) and ignores the leader's turn; rolled out, its
 own history does not rotate, so neither does she, and the leader carries her round him
-(GPT_CARD.md "Limits").
+(GPT_CARD.md, "How this recipe was found").
 
 :func:`self_fed_history` replaces a share ``probability`` of the follower history tokens with the
 model's own greedy predictions of them, from one extra forward pass without gradients over the
