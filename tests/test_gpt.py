@@ -421,3 +421,24 @@ def test_turn_focus_draws_the_steps_near_a_leader_spin_and_changes_nothing_when_
     plain = sampler.sample(np.random.default_rng(2), 32, 8, 0.5)
     off = sampler.sample(np.random.default_rng(2), 32, 8, 0.5, focus=steps, focus_fraction=0.0)
     assert all(np.array_equal(plain[k], off[k]) for k in plain)
+
+
+def test_shipped_gpt_is_the_documented_small_recipe_on_the_shipped_tokenizer():
+    """GPT_CARD.md says the shipped GPT is config ``small`` (+ the extra clips it names) trained on
+    the shipped tokenizer's codes: a config edited without retraining, or weights exported from
+    another recipe, fails here."""
+    from duet_env.tokenizer import Tokenizer
+
+    try:
+        shipped = json.loads((checkpoint.resolve("default") / "gpt.json").read_text())["config"]
+    except checkpoint.CheckpointError:
+        pytest.skip("no shipped default GPT")
+    documented = load_config("small")
+
+    def recipe(cfg: dict) -> dict:
+        train = {k: v for k, v in cfg["train"].items() if k != "extra_train"}  # a CLI option, recorded
+        return {**{k: v for k, v in cfg.items() if k not in ("name", "codebook_sizes", "train")}, "train": train}
+
+    assert recipe(shipped) == recipe(documented)
+    assert shipped["train"].get("extra_train") == ["synth:seed=1,minutes=120"]  # the card's command
+    assert shipped["codebook_sizes"] == Tokenizer.load("default").codebook_sizes
