@@ -1,0 +1,115 @@
+"""How beat alignment depends on tempo, and a tempo-matched yardstick for the real-music set.
+
+    python benchmarks/bas_by_tempo.py [--pool synth:seed=7,minutes=240] [--real-music OUT.json]
+
+BAS (Bailando's beat alignment score, :func:`duet_env.metrics.alignment_score`) counts music
+beats that fall near a *kinematic* beat: a local minimum of the mean joint speed after Gaussian
+smoothing over σ = 5 frames (the reference code's settings). That smoothing passes a speed
+oscillation of period P frames with gain exp(−2π²σ²/P²): 0.29 at 90 bpm (P = 20), 0.05 at
+138 bpm (P = 13), 0.007 at 180 bpm (P = 10). At fast tempi the beat-rate dips in speed are
+smoothed away and the minima that remain are those of slower movement (steps on every other
+beat, the phrase), so even a dance that marks every beat scores lower. The score of a follower
+on a fast song therefore says little until it is set beside what recorded dances of that tempo
+score.
+
+This script measures that on a pool of SynthDuet clips (ground truth only: no policy is run):
+each clip's tempo (60·FPS over the median interval of its tracked music beats) and the BAS of
+its ground-truth follower and leader, averaged per tempo band. With ``--real-music`` (the
+``--json`` output of ``benchmarks/real_music.py``) it prints, per song, the follower's BAS
+beside the ground truth's mean BAS over the pool clips within ``--window`` bpm of the song's
+tempo — the tempo-matched yardstick — and their ratio, then the medians over the songs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TEMPO_BANDS = (0.0, 100.0, 120.0, 138.0, 1000.0)  # bpm; SynthDuet's Tango tops out at 138
+
+
+def clip_tempo(beat_frames: np.ndarray, fps: float) -> float:
+    """Tempo in bpm from tracked beat frames: 60·fps / median inter-beat interval (NaN below 3 beats)."""
+    beats = np.asarray(beat_frames, dtype=np.float64).ravel()
+    if beats.size < 3:
+        return float("nan")
+    return float(60.0 * fps / np.median(np.diff(np.sort(beats))))
+
+
+def tempo_matched(pool_tempo: np.ndarray, pool_bas: np.ndarray, tempo: float, window: float) -> tuple[float, int]:
+    """Mean BAS of the pool clips whose tempo is within ``window`` bpm of ``tempo``, and their count
+    (NaN, 0 when none is)."""
+    near = np.abs(np.asarray(pool_tempo) - tempo) <= window
+    near &= np.isfinite(pool_bas)
+    if not near.any():
+        return float("nan"), 0
+    return float(np.mean(np.asarray(pool_bas)[near])), int(near.sum())
+
+
+def pool_table(pool: str) -> dict[str, np.ndarray]:
+    """Per clip of ``pool``: genre, tempo, ground-truth follower BAS and leader BAS."""
+    from duet_env.conventions import FPS
+    from duet_env.data import load_split, resolve_root
+    from duet_env.metrics import alignment_score, motion_beats
+
+    rows = {"genre": [], "tempo": [], "follower_BAS": [], "leader_BAS": []}
+    for c in load_split(resolve_root(pool), "all", progress=False):
+        rows["genre"].append(c.genre)
+        rows["tempo"].append(clip_tempo(c.beat_frames, FPS))
+        rows["follower_BAS"].append(alignment_score(c.beat_frames, motion_beats(c.follower.joints)))
+        rows["leader_BAS"].append(alignment_score(c.beat_frames, motion_beats(c.leader.joints)))
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pool", default="synth:seed=7,minutes=240",
+                    help="SynthDuet (or DD100-layout) data whose ground truth gives BAS per tempo")
+    ap.add_argument("--real-music", default=None, help="benchmarks/real_music.py --json output to set beside it")
+    ap.add_argument("--policy", default="default", help="the policy of --real-music's JSON to read")
+    ap.add_argument("--window", type=float, default=12.0, help="bpm either side of a song's tempo")
+    ap.add_argument("--json", default=None, help="write every number here")
+    args = ap.parse_args(argv)
+
+    t = pool_table(args.pool)
+    out: dict = {"pool": args.pool, "window_bpm": args.window, "bands": []}
+    print(f"ground truth of {args.pool} ({len(t['tempo'])} clips): BAS against the music's tracked beats")
+    print(f"{'tempo band':>14s} {'clips':>6s} {'follower BAS':>13s} {'leader BAS':>11s}")
+    for lo, hi in zip(TEMPO_BANDS[:-1], TEMPO_BANDS[1:]):
+        m = (t["tempo"] >= lo) & (t["tempo"] < hi)
+        if not m.any():
+            continue
+        band = {"from_bpm": lo, "to_bpm": hi, "clips": int(m.sum()),
+                "follower_BAS": float(np.nanmean(t["follower_BAS"][m])), "leader_BAS": float(np.nanmean(t["leader_BAS"][m]))}
+        out["bands"].append(band)
+        label = f"{lo:.0f}-{hi:.0f} bpm" if hi < 1000 else f">= {lo:.0f} bpm"
+        print(f"{label:>14s} {band['clips']:6d} {band['follower_BAS']:13.3f} {band['leader_BAS']:11.3f}")
+    if args.real_music:
+        songs = json.loads(Path(args.real_music).read_text())["songs"]
+        print(f"\nreal-music set ({args.real_music}), song-driven leader, policy {args.policy!r}; "
+              f"yardstick = pool ground truth within ±{args.window:g} bpm")
+        print(f"{'song':22s} {'bpm':>6s} {'follower':>9s} {'leader':>7s} {'yardstick':>10s} {'(clips)':>8s} {'ratio':>6s}")
+        rows = []
+        for s in songs:
+            r = s["results"][args.policy]["song leader"]
+            ref, n = tempo_matched(t["tempo"], t["follower_BAS"], s["tempo_bpm"], args.window)
+            rows.append({"id": s["id"], "tempo_bpm": s["tempo_bpm"], "follower_BAS": r["follower_BAS"],
+                         "leader_BAS": r["leader_BAS"], "yardstick_BAS": ref, "yardstick_clips": n,
+                         "ratio": r["follower_BAS"] / ref if n else float("nan")})
+            x = rows[-1]
+            print(f"{x['id']:22s} {x['tempo_bpm']:6.1f} {x['follower_BAS']:9.3f} {x['leader_BAS']:7.3f} "
+                  f"{ref:10.3f} {n:8d} {x['ratio']:6.2f}")
+        med = {k: float(np.nanmedian([x[k] for x in rows])) for k in ("follower_BAS", "yardstick_BAS", "ratio")}
+        print(f"median over {len(rows)} songs: follower BAS {med['follower_BAS']:.3f}, tempo-matched ground "
+              f"truth {med['yardstick_BAS']:.3f}, ratio {med['ratio']:.2f}")
+        out["real_music"] = {"songs": rows, "median": med}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
