@@ -1,11 +1,10 @@
 """benchmarks/bas_by_tempo.py: tempo from beats, the tempo-matched yardstick, and the property it
 exists for — with the reference smoothing, a dance that dips in speed on every beat scores lower
 BAS at a fast tempo than at a slow one."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark_script
 
 from duet_env.conventions import FPS
 from duet_env.metrics import alignment_score, motion_beats
@@ -13,11 +12,7 @@ from duet_env.metrics import alignment_score, motion_beats
 
 @pytest.fixture(scope="module")
 def bas_by_tempo():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bas_by_tempo.py"
-    spec = importlib.util.spec_from_file_location("bas_by_tempo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("bas_by_tempo")
 
 
 def test_clip_tempo_reads_the_median_interval(bas_by_tempo):

@@ -1,19 +1,14 @@
 """benchmarks/metric_noise.py scores its random test sets as agents.evaluate scores a split."""
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def metric_noise():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "metric_noise.py"
-    spec = importlib.util.spec_from_file_location("metric_noise", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("metric_noise")
 
 
 def test_a_set_scores_as_evaluate_duets_scores_it(metric_noise, tiny_synth):
