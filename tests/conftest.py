@@ -130,4 +130,3 @@ def gpt_validated_config(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "tiny_val.json"
     path.write_text(json.dumps(cfg))
     return path
-
