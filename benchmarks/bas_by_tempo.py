@@ -13,7 +13,7 @@ on a fast song therefore says little until it is set beside what recorded dances
 score.
 
 This script measures that on a pool of SynthDuet clips: each clip's tempo (60·FPS over the
-median interval of its tracked music beats) and the BAS of its ground-truth follower and leader,
+median interval of its tracked music beats, ``agents.accompany.song.tempo_of`` as for the songs) and the BAS of its ground-truth follower and leader,
 averaged per tempo band; with ``--rollout P`` also the greedy followers of policy P on the same
 clips (:func:`metric_noise.followers_of`) and their BAS over the ground truth's, per band — on
 SynthDuet, where the music is the training distribution. With ``--real-music`` (the
@@ -35,14 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # metric_noise, for --
 TEMPO_BANDS = (0.0, 100.0, 120.0, 138.0, 1000.0)  # bpm; SynthDuet's Tango tops out at 138
 
 
-def clip_tempo(beat_frames: np.ndarray, fps: float) -> float:
-    """Tempo in bpm from tracked beat frames: 60·fps / median inter-beat interval (NaN below 3 beats)."""
-    beats = np.asarray(beat_frames, dtype=np.float64).ravel()
-    if beats.size < 3:
-        return float("nan")
-    return float(60.0 * fps / np.median(np.diff(np.sort(beats))))
-
-
 def tempo_matched(pool_tempo: np.ndarray, pool_bas: np.ndarray, tempo: float, window: float) -> tuple[float, int]:
     """Mean BAS of the pool clips whose tempo is within ``window`` bpm of ``tempo``, and their count
     (NaN, 0 when none is)."""
@@ -56,7 +48,7 @@ def tempo_matched(pool_tempo: np.ndarray, pool_bas: np.ndarray, tempo: float, wi
 def pool_table(pool: str, rollout: str | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Per clip of ``pool``: genre, tempo, ground-truth follower BAS and leader BAS, and with
     ``rollout`` the BAS of that policy's greedy follower (``policy_BAS``)."""
-    from duet_env.conventions import FPS
+    from agents.accompany.song import tempo_of  # the tempo real_music.py reports for a song
     from duet_env.data import load_split, resolve_root
     from duet_env.metrics import alignment_score, motion_beats
 
@@ -64,7 +56,7 @@ def pool_table(pool: str, rollout: str | None = None, seed: int = 0) -> dict[str
     rows = {"genre": [], "tempo": [], "follower_BAS": [], "leader_BAS": []}
     for c in clips:
         rows["genre"].append(c.genre)
-        rows["tempo"].append(clip_tempo(c.beat_frames, FPS))
+        rows["tempo"].append(tempo_of(c.beat_frames)[0])
         rows["follower_BAS"].append(alignment_score(c.beat_frames, motion_beats(c.follower.joints)))
         rows["leader_BAS"].append(alignment_score(c.beat_frames, motion_beats(c.leader.joints)))
     if rollout is not None:

@@ -224,7 +224,8 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
     # train.turn_focus: that share of the windows is drawn among the steps whose window holds a
     # leader spin (|turn| > TURN_FOCUS_RATE): spot turns are ~0.6 % of all steps, and the
     # follower's counter-rotation at their onset is what a free-running GPT must not miss.
-    turn_focus_steps = sampler.turn_steps(TURN_FOCUS_RATE) if float(tcfg.get("turn_focus", 0.0)) > 0 else None
+    turn_focus = float(tcfg.get("turn_focus", 0.0))
+    turn_focus_steps = sampler.turn_steps(TURN_FOCUS_RATE) if turn_focus > 0 else None
     follower_pad = torch.as_tensor(sampler.follower_pad, device=dev)
     stats = (model.music_mean.cpu().numpy(), model.music_std.cpu().numpy())
 
@@ -235,7 +236,7 @@ def train(config: dict, train_clips: list[dict], codebook_sizes: dict[str, int],
         rng = np.random.default_rng(_step_seed(seed, step))
         torch.manual_seed(_step_seed(seed, step) + 7919 * distributed.rank())  # rank 0: the single-process seed
         batch = sampler.sample(rng, int(tcfg["batch_size"]), int(tcfg["episode_tokens"]),
-                               float(tcfg["episode_fraction"]), turn_focus_steps, float(tcfg.get("turn_focus", 0.0)))
+                               float(tcfg["episode_fraction"]), turn_focus_steps, turn_focus)
         if desync > 0:
             batch["leader"], batch["leader_turn"] = desync_leader(batch["leader"], rng, desync, sampler.leader_pad,
                                                                   batch["leader_turn"])
