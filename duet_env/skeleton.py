@@ -22,6 +22,8 @@ Forward kinematics (both bodies)::
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -177,6 +179,7 @@ def _fk_constants(dtype: torch.dtype, device: torch.device) -> dict:
             "bottom": torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device),
             "rest": torch.tensor(REST_OFFSETS, dtype=dtype, device=device).index_select(0, order),
         }
+        _FK_CONSTANTS[key]["rest_xyz"] = _FK_CONSTANTS[key]["rest"].T.unsqueeze(-1).contiguous()
     return _FK_CONSTANTS[key]
 
 
@@ -203,6 +206,47 @@ def global_transforms(rotmats: torch.Tensor, transl: torch.Tensor,
         levels.append(levels[-1].index_select(-3, parents) @ local[..., start:start + size, :, :])
     glob = torch.cat(levels, dim=-3).index_select(-3, c["unorder"])
     return glob[..., :3, :3], glob[..., :3, 3]
+
+
+# From this many frames on, :func:`joint_positions` runs frames-last (below it, the 4x4 path of
+# global_transforms is fewer ops, which is what a small eager batch pays for).
+FRAMES_LAST_MIN = 64
+
+
+def joint_positions(rotmats: torch.Tensor, transl: torch.Tensor) -> torch.Tensor:
+    """Joint positions ``(..., 55, 3)`` of local rotations on the default body: the positions of
+    :func:`global_transforms` (equal within float rounding), laid out for speed on large batches.
+
+    Per level of the tree, with the parent's global rotation G_p and position x_p::
+
+        G_j = G_p R_j,    x_j = x_p + G_p o_j         (o_0 = rest pelvis + transl)
+
+    With at least :data:`FRAMES_LAST_MIN` frames the arrays are coordinate-first and frames-last,
+    ``(3, 3, joints, frames)``, so each 3x3 product is nine fused multiply-adds over long
+    contiguous rows. Why: torch's batched ``matmul`` costs ~100 ns per 4x4 product on CPU, and a
+    64-env step has 256 frames x 55 joints of them (measured in ``benchmarks/decode_step.py``:
+    the FK's row). Not used in training, whose reproducibility rests on :func:`global_transforms`.
+    Differentiable.
+    """
+    lead = rotmats.shape[:-3]
+    frames = math.prod(lead)
+    if frames < FRAMES_LAST_MIN:
+        return global_transforms(rotmats, transl)[1]
+    c = _fk_constants(rotmats.dtype, rotmats.device)
+    rest = c["rest_xyz"]  # (3, 55, 1), level order
+    rot = rotmats.reshape(frames, NUM_JOINTS, 3, 3).index_select(1, c["order"]).permute(2, 3, 1, 0).contiguous()
+    glob = [rot[:, :, :1]]  # (3, 3, level size, frames)
+    pos = [rest[:, :1] + transl.reshape(frames, 3).T.unsqueeze(1)]  # (3, level size, frames)
+    last = len(c["parents"]) - 1
+    for lvl, ((start, size, _), parents) in enumerate(zip(_LEVEL_SPANS[1:], c["parents"])):
+        g = glob[-1].index_select(2, parents)
+        o = rest[:, start:start + size]
+        pos.append(pos[-1].index_select(1, parents) + g[:, 0] * o[0] + g[:, 1] * o[1] + g[:, 2] * o[2])
+        if lvl < last:  # the deepest level's rotations move no joint
+            r = rot[:, :, start:start + size]
+            glob.append(g[:, 0:1] * r[0:1] + g[:, 1:2] * r[1:2] + g[:, 2:3] * r[2:3])
+    joints = torch.cat(pos, 1).index_select(1, c["unorder"])  # (3, 55, frames)
+    return joints.permute(2, 1, 0).reshape(*lead, NUM_JOINTS, 3)
 
 
 def forward_kinematics(poses, transl, model_path: str | None = None, betas=None, gender: str = "neutral"):

@@ -13,6 +13,9 @@ Quantities (``B`` envs, ``F`` context frames, ``k`` = ``token_frames`` current f
     follower_palms, leader_palms       (B, k, 2, 3)  left and right palm centres, current frames
     capsule_gaps                       (B, k, C, C)  gap(i, j) = dist(seg_i, seg_j) − r_i − r_j,
                                                  follower capsule i against leader capsule j
+                                                 (for a user's term; the penetration term skips
+                                                 the full table: its ``cached("penetration_depth")``
+                                                 (B, k) is duet_env.capsules.deepest_overlap)
     follower_body                      (B, F, 22, 3) the follower's body joints (BODY_JOINTS)
     follower_body_speed                (B, F−1)  mean_j |x_f,j − x_f−1,j| · fps, frames 1 … F−1
     dance_beats(sigma, radius, depth, half_window)   (B, F) bool, from follower_body_speed

@@ -6,7 +6,7 @@ import pytest
 
 from duet_env import capsules, skeleton
 from duet_env.capsules import (CAPSULE_KINDS, CAPSULE_NAMES, CAPSULE_RADII, PENETRATION_ALLOWANCE, capsule_gaps,
-                               capsule_segments, hold_pair_mask, overlap_depth, pairwise_segment_distance,
+                               capsule_segments, deepest_overlap, hold_pair_mask, overlap_depth, pairwise_segment_distance,
                                segment_distance)
 from duet_env.data import synth_checks
 from duet_env.metrics import contact_and_penetration_frames
@@ -90,6 +90,33 @@ def test_overlap_depth_of_two_bodies_face_to_face():
     follower = skeleton.forward_kinematics(poses, np.array([[0.0, 0.0, 0.18]]))
     # pelvises 0.18 m apart, lower-torso capsules r = 0.12 each: 0.24 − 0.18 = 0.06 m deep
     assert overlap_depth(capsule_gaps(follower, leader))[0] == pytest.approx(0.06, abs=2e-3)
+
+
+@pytest.mark.parametrize("hold", [None, "open", "closed"])
+def test_deepest_overlap_equals_the_full_gap_table(hold):
+    """The broad phase only skips work: equal (not close) to overlap_depth of the full table, on
+    bodies from far apart to deep in each other, far from the origin, batched, float32, in blocks."""
+    rng = np.random.default_rng(7)
+    frames = 250  # more than one broad-phase block
+    leader = posed_bodies(frames, seed=8, spread=0.5)
+    follower = posed_bodies(frames, seed=9, spread=0.5)
+    follower += np.stack([rng.uniform(-1.0, 1.0, frames), rng.uniform(-0.1, 0.1, frames),
+                          rng.uniform(0.0, 1.2, frames)], 1)[:, None]
+    far = np.array([350.0, 0.0, -120.0])  # world position must not matter
+    excused = hold_pair_mask(hold)
+    for a, b in ((follower, leader), (follower + far, leader + far)):
+        reference = overlap_depth(capsule_gaps(a, b), excused)
+        np.testing.assert_array_equal(deepest_overlap(a, b, excused), reference)
+    reference = overlap_depth(capsule_gaps(follower, leader), excused)
+    assert 0.1 < (reference > 0).mean() < 0.9  # a mix of touching and clear frames
+    # per-env masks over (envs, frames), as the reward term passes them, and float32 joints
+    envs = np.arange(10) % 2 == 0
+    masks = envs[:, None, None, None] & excused
+    fa, la = follower.reshape(10, 25, 55, 3).astype(np.float32), leader.reshape(10, 25, 55, 3).astype(np.float32)
+    np.testing.assert_array_equal(deepest_overlap(fa, la, masks), overlap_depth(capsule_gaps(fa, la), masks))
+    assert deepest_overlap(fa[:, :0], la[:, :0]).shape == (10, 0)
+    with pytest.raises(ValueError, match="joints_b"):
+        deepest_overlap(follower, leader[:, :54])
 
 
 # ---------------------------------------------------------------- hold pairs

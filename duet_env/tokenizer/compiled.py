@@ -5,7 +5,8 @@ Hermite frames, 6-D → matrix conversions, the heading frame and forward kinema
 joints), each a few microseconds of dispatch for almost no arithmetic. Inductor fuses them into
 a handful of C++ loops. Measured on this project's 2-core CPU
 (``python benchmarks/decode_step.py``): batch 1 from about 1.6 ms to 0.6 ms a step; at batch 64
-the step is arithmetic, not dispatch, and gains about 10 %.
+and 256, where the step is mostly arithmetic, the fused loops still save about 30 % (2026-11-28:
+7.3 vs 5.1 ms at 64, 37.3 vs 26.0 ms at 256).
 
 Modes (:func:`check_compile`):
 
@@ -38,7 +39,7 @@ from typing import Callable
 import torch
 
 AUTO_AFTER_STEPS = 1000  # eager steps before "auto" compiles
-AUTO_MAX_BATCH = 16  # "auto" leaves larger batches eager: there the step is arithmetic, not dispatch
+AUTO_MAX_BATCH = 256  # "auto" leaves larger batches eager: measured to gain up to 256 (docstring)
 
 log = logging.getLogger(__name__)
 

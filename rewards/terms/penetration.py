@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, capsule_gaps, hold_pair_mask, overlap_depth
+from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask
 
 from ..context import StepContext
 from ..primitives import tolerance
@@ -23,7 +23,7 @@ def penetration_depth(follower: np.ndarray, leader: np.ndarray, hold: np.ndarray
     max(0, r_i + r_j − dist(segment_i, segment_j)); where ``hold``, the closed-hold pairs of
     :func:`duet_env.capsules.hold_pair_mask` are skipped.
     """
-    return overlap_depth(capsule_gaps(follower, leader), hold_excused(hold))
+    return deepest_overlap(follower, leader, hold_excused(hold))
 
 
 def hold_excused(hold: np.ndarray) -> np.ndarray:
@@ -63,6 +63,9 @@ class PenetrationTerm(RewardTerm):
         self.config = {"scale": self.scale, "allowance": self.allowance}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
-        depth = overlap_depth(ctx.shared.capsule_gaps, hold_excused(ctx.hold_expected))
+        # deepest_overlap tests only the capsule pairs that can touch (equal to the full table of
+        # ctx.shared.capsule_gaps, several times faster); shared in case another term wants it.
+        depth = ctx.shared.cached("penetration_depth", lambda c: penetration_depth(
+            c.current(c.follower_joints), c.current(c.leader_joints), c.hold_expected))
         free = tolerance(depth, (0.0, self.allowance), self.scale, "linear", 0.0)
         return -(1.0 - free).mean(axis=1)
