@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from . import features
+from . import features, floor
 from .compiled import CompilableStep
 from .config import STREAMS, build_model, checkpoint_stem, heading_sigma_of, load_config, stream_config
 from .model import FusedDecoder, StreamVQVAE
@@ -72,6 +72,12 @@ class Tokenizer:
         self._fused = FusedDecoder(decs).to(self.device).eval()
         self._dims = self._fused.out_dims
         self._rest_pelvis = torch.tensor(skeleton.REST_OFFSETS[0], device=self.device, dtype=dtype)
+        # The floor under the decoded feet (duet_env/tokenizer/floor.py), from the lower part's config.
+        try:
+            self.floor = floor.check_floor(self.configs.get("lower", {}).get("floor"))
+        except ValueError as e:
+            raise checkpoint.CheckpointError(f"lower part config: {e}") from e
+        self._floor = None if self.floor is None else torch.tensor(self.floor, device=self.device, dtype=dtype)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -191,7 +197,8 @@ class Tokenizer:
 
         One motion: the decoded local rotations and pelvis are the SMPL-X pose; the joints are
         their forward kinematics on the body's fixed bones, so what rewards score, what render
-        draws and what an export writes agree exactly.
+        draws and what an export writes agree exactly. With a ``floor`` (the lower part's config)
+        the pelvis and joints are lifted where a foot would sink below it (:mod:`.floor`).
         """
         n = len(PART_NAMES)
         six = torch.cat([y[i, ..., : 6 * len(PART_JOINTS[p])] for i, p in enumerate(PART_NAMES)], -1)
@@ -201,6 +208,8 @@ class Tokenizer:
         vel = y[PART_NAMES.index("lower"), ..., _LOWER_ROT:_LOWER_ROT + 3] / features.VEL_SCALE
         rotmats = features.compose_rotations(rotmats_parts, fwd)
         joints = skeleton.joint_positions(rotmats, pelvis - self._rest_pelvis)
+        if self._floor is not None:  # no foot below the data's floor: the body moves up, the pose stays
+            joints, pelvis = floor.lift_onto_floor(joints, pelvis, self._floor)
         return {"rotmats": rotmats, "joints": joints, "root": pelvis,
                 "root_velocity": motion.from_heading_frame(vel, fwd)}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..conventions import PART_NAMES, TRANSL_STREAM
 from . import features
+from .floor import check_floor
 from .model import StreamVQVAE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -58,6 +59,11 @@ def stream_config(cfg: dict, stream: str) -> dict:
            "codebook_size": int(m["codebook_size"][stream])}
     out.update({k: m[k] for k in MODEL_KEYS})
     out["heading_sigma"] = heading_sigma_of(m)
+    f = m.get("floor", "data")
+    if not (f in ("data", "off") or isinstance(f, (list, tuple))):
+        raise ValueError(f"model.floor must be 'data' (measured by training), 'off' or four heights; got {f!r}")
+    if stream == "lower" and isinstance(f, (list, tuple)):  # the floor under the feet (tokenizer/floor.py)
+        out["floor"] = check_floor(f)
     return out
 
 

@@ -14,11 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from duet_env import checkpoint
 from duet_env.conventions import PART_NAMES
 from duet_env.tokenizer.config import STREAMS, checkpoint_stem, heading_sigma_of, load_config
+from duet_env.tokenizer.floor import floor_heights
 from pretrain import distributed
 from pretrain.precision import PRECISIONS
 
@@ -34,6 +36,15 @@ def add_train_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="auto: bf16 autocast of encoder/decoder on a bf16-capable GPU, fp32 otherwise")
+
+
+def with_measured_floor(cfg: dict, clips) -> dict:
+    """``cfg`` with ``model.floor`` measured from the train clips (both dancers;
+    duet_env/tokenizer/floor.py) where it is ``"data"`` or absent; unchanged otherwise."""
+    if cfg["model"].get("floor", "data") != "data":
+        return cfg
+    heights = floor_heights([np.asarray(d.joints) for c in clips for d in (c.leader, c.follower)])
+    return {**cfg, "model": {**cfg["model"], "floor": heights}}
 
 
 def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, default_streams: str) -> None:
@@ -53,6 +64,7 @@ def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, defa
     try:
         with distributed.main_first():  # rank 0 builds the dataset caches, the others read them
             clips = load_clips(args.data, "train", progress=distributed.is_main())
+        cfg = with_measured_floor(cfg, clips)
         for s in streams:
             t0 = time.time()
             data = MotionWindows(clips, s, cfg["train"]["window"], heading_sigma_of(cfg["model"]))
