@@ -1,7 +1,10 @@
 """Named VQ-VAE configurations (duet_env/tokenizer/configs/*.json) and the per-stream model config.
 
 A config file holds ``{"name", "model": {...}, "train": {...}}``; ``model.codebook_size`` maps
-each stream (upper, lower, lhand, rhand, transl) to its codebook size K. A checkpoint stores the
+each stream (upper, lower, lhand, rhand, transl) to its codebook size K. ``model.floor`` (optional)
+is the floor under the decoded feet (duet_env/tokenizer/floor.py): ``"data"`` (the default:
+training measures it from the train clips), ``"off"``, or four heights in metres; only the lower
+part's checkpoint stores it. A checkpoint stores the
 flat per-stream config of :func:`stream_config` (everything that fixes the weights' meaning), so a
 resume or a load with a different config is refused by ``duet_env.checkpoint.check_config``.
 """
