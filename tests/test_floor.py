@@ -11,7 +11,7 @@ import torch
 
 from duet_env import checkpoint, skeleton
 from duet_env.conventions import FOOT_JOINTS
-from duet_env.tokenizer import Tokenizer
+from duet_env.tokenizer import Tokenizer, compiled
 from duet_env.tokenizer.config import load_config, stream_config
 from duet_env.tokenizer.floor import FLOOR_QUANTILE, check_floor, floor_heights
 from pretrain.vqvae.__main__ import with_measured_floor
@@ -116,3 +116,22 @@ def test_training_measures_the_floor_and_checkpoints_keep_it(tmp_path):
         Tokenizer.load(tmp_path / "tok")
     # the shipped tokenizer carries SynthDuet's floor: ankle 7.5 cm, toe base 1.7 cm
     np.testing.assert_allclose(Tokenizer.load("default").floor, [0.075, 0.075, 0.017, 0.017], atol=1e-6)
+
+
+@pytest.mark.skipif(compiled.unavailable_reason(torch.device("cpu")) is not None,
+                    reason="torch.compile cannot build here (no C++ compiler)")
+def test_compiled_step_with_a_floor_equals_the_eager_step():
+    """The env compiles its decode step ("auto"): the floor must survive compilation."""
+    _, floored, d = _tokenizers()
+    lead = torch.from_numpy(np.stack([d["clip"].leader.joints] * 2))
+    tokens = torch.from_numpy(np.stack([d["tokens"], d["tokens"][::-1].copy()]))
+    fwd = floored.leader_heading(lead)
+    eager, comp = floored.streaming_decoder(2), floored.streaming_decoder(2, compile=True)
+    lifted = 0
+    for i in range(tokens.shape[1]):
+        args = (tokens[:, i], lead[:, 4 * i:4 * i + 4], fwd[:, 4 * i:4 * i + 4])
+        a, b = eager.step(*args), comp.step(*args)
+        assert (a["joints"] - b["joints"]).abs().max().item() < 1e-5
+        feet = a["joints"][..., list(FOOT_JOINTS), 1]
+        lifted += int(((feet - torch.tensor(d["floor"])).abs() < 1e-6).any())
+    assert comp.is_compiled and lifted > 0
