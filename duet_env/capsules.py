@@ -212,6 +212,15 @@ def pairwise_segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1
     return segment_distance(p0, p1, q0, q1)
 
 
+def _segment_ends_of_both(joints_a, joints_b):
+    """Leading shape and the capsule start/end points ``(3, C, N)`` of two dancers of the same shape."""
+    a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
+    if a.shape != b.shape:
+        raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
+    return (a.shape[:-2], _segment_ends_xyz(a.reshape(-1, NUM_JOINTS, 3)),
+            _segment_ends_xyz(b.reshape(-1, NUM_JOINTS, 3)))
+
+
 def capsule_gaps(joints_a: np.ndarray, joints_b: np.ndarray) -> np.ndarray:
     """Surface gaps ``(..., C, C)`` between capsule i of dancer A and capsule j of dancer B.
 
@@ -223,12 +232,7 @@ def capsule_gaps(joints_a: np.ndarray, joints_b: np.ndarray) -> np.ndarray:
     below glibc's 128 kB mmap threshold — larger temporaries are mapped and page-faulted afresh
     on every operation, which made the env's 64-env step several times slower.
     """
-    a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
-    if a.shape != b.shape:
-        raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
-    lead = a.shape[:-2]
-    a0, a1 = _segment_ends_xyz(a.reshape(-1, NUM_JOINTS, 3))
-    b0, b1 = _segment_ends_xyz(b.reshape(-1, NUM_JOINTS, 3))
+    lead, (a0, a1), (b0, b1) = _segment_ends_of_both(joints_a, joints_b)
     # A's capsules along axis 0, B's along axis 1, frames last: (3, C, 1, N) against (3, 1, C, N).
     a0, da = a0[:, :, None], (a1 - a0)[:, :, None]
     b0, db = b0[:, None], (b1 - b0)[:, None]
@@ -264,12 +268,7 @@ def deepest_overlap(joints_a: np.ndarray, joints_b: np.ndarray, excused: np.ndar
     (a few per cent of the 324 per frame in SynthDuet's duets) get the exact segment distance, by
     the very same float64 arithmetic as :func:`capsule_gaps`, so the result equals it exactly.
     """
-    a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
-    if a.shape != b.shape:
-        raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
-    lead = a.shape[:-2]
-    a0, a1 = _segment_ends_xyz(a.reshape(-1, NUM_JOINTS, 3))  # (3, C, N)
-    b0, b1 = _segment_ends_xyz(b.reshape(-1, NUM_JOINTS, 3))
+    lead, (a0, a1), (b0, b1) = _segment_ends_of_both(joints_a, joints_b)  # (3, C, N) each
     num_frames = a0.shape[-1]
     if excused is not None:  # (N, C, C) -> (C, C, N), the layout below
         excused = np.broadcast_to(excused, lead + (NUM_CAPSULES, NUM_CAPSULES))

@@ -77,6 +77,6 @@ def lift_onto_floor(joints: torch.Tensor, pelvis: torch.Tensor, floor: torch.Ten
     """Joints ``(..., 55, 3)`` and pelvis ``(..., 3)`` moved up by lift(t) (module docstring);
     ``floor`` ``(4,)`` on their device and dtype."""
     feet = joints.index_select(-2, _FOOT_INDEX.to(joints.device))[..., UP_AXIS]  # (..., 4)
-    lift = (floor - feet).amax(-1).clamp_min(0.0)  # (...)
-    up = lift.unsqueeze(-1) * torch.eye(3, dtype=pelvis.dtype, device=pelvis.device)[UP_AXIS]
+    lift = (floor - feet).amax(-1, keepdim=True).clamp_min(0.0)  # (..., 1)
+    up = torch.nn.functional.pad(lift, (UP_AXIS, 2 - UP_AXIS))  # (..., 3) = (0, lift, 0): no constant built per step
     return joints + up.unsqueeze(-2), pelvis + up

@@ -64,7 +64,8 @@ def train_main(argv: list[str], streams_choice: tuple[str, ...], prog: str, defa
     try:
         with distributed.main_first():  # rank 0 builds the dataset caches, the others read them
             clips = load_clips(args.data, "train", progress=distributed.is_main())
-        cfg = with_measured_floor(cfg, clips)
+        if "lower" in streams:  # only the lower part's checkpoint stores the floor
+            cfg = with_measured_floor(cfg, clips)
         for s in streams:
             t0 = time.time()
             data = MotionWindows(clips, s, cfg["train"]["window"], heading_sigma_of(cfg["model"]))
