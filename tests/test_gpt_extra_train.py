@@ -17,19 +17,21 @@ EXTRA = "synth:seed=1,minutes=1"  # about a minute of another SynthDuet, generat
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("synth", (0, 60.0)),
-    ("synth:seed=3", (3, 60.0)),
-    ("synth:minutes=7.5", (0, 7.5)),
-    ("synth: seed=1 , minutes=120", (1, 120.0)),
+    ("synth", (0, 60.0, None)),
+    ("synth:seed=3", (3, 60.0, None)),
+    ("synth:minutes=7.5", (0, 7.5, None)),
+    ("synth: seed=1 , minutes=120", (1, 120.0, None)),
+    ("synth:seed=2,minutes=60,tempo=130-180", (2, 60.0, (130.0, 180.0))),
     ("runs/my_data", None),
     ("synthetic", None),
 ])
-def test_synth_source_reads_seed_and_minutes(name, expected):
+def test_synth_source_reads_seed_minutes_and_tempo_band(name, expected):
     assert synth_source(name) == expected
 
 
 @pytest.mark.parametrize("name", ["synth:", "synth:seed=x", "synth:speed=1", "synth:seed=1,seed=2",
-                                  "synth:minutes=-2", "synth:minutes=nan", "synth:seed=-1", "synth:seed"])
+                                  "synth:minutes=-2", "synth:minutes=nan", "synth:seed=-1", "synth:seed",
+                                  "synth:tempo=130", "synth:tempo=180-130", "synth:tempo=0-90", "synth:tempo=a-b"])
 def test_malformed_synth_source_is_refused_with_the_name(name):
     with pytest.raises(ValueError, match="synth:seed=S,minutes=M") as info:
         synth_source(name)
@@ -82,3 +84,17 @@ def test_extra_train_errors_name_the_source(gpt_train_args, tiny_synth, tmp_path
         err = capsys.readouterr().err
         assert message in err, err
         assert not out.exists()
+
+
+def test_a_tempo_band_source_is_its_own_dataset_with_only_fast_songs(session_cache):
+    """``synth:...,tempo=LOW-HIGH`` is generated into its own cache folder (never mistaken for the
+    band-less SynthDuet of the same seed and length), and its clips' songs lie in the band."""
+    from duet_env.data import resolve_root
+
+    root = resolve_root("synth:seed=1,minutes=1,tempo=130-180")
+    assert root.name.endswith("seed1-1min-tempo130-180") and root != resolve_root("synth:seed=1,minutes=1")
+    meta = json.loads((root / "synth_meta" / "dataset.json").read_text())
+    assert meta["tempo_band_bpm"] == [130.0, 180.0] and "Ballet" not in meta["genres"]
+    bpms = [json.loads(p.read_text())["bpm"] for p in (root / "synth_meta").glob("*_1.json")]
+    assert bpms and all(130.0 <= b <= 180.0 for b in bpms)
+    assert {c.genre for c in load_split(root, "all", progress=False)} == set(meta["genres"])

@@ -259,3 +259,32 @@ def test_dance_to_beats_takes_fast_songs_in_half_time():
     np.testing.assert_allclose(clip.meta["beat_times"], beats[::2][beats[::2] < 12.0], atol=1e-6)
     slow = synth.dance_to_beats("HipHop", 0.3 + np.arange(20) * 0.6, 12.0, seed=0)  # 100 bpm
     assert not slow.meta["half_time"]
+
+
+# ------------------------------------------------------------------------ a tempo band
+def test_tempo_band_keeps_the_genres_and_tempi_inside_it(tmp_path):
+    """``tempo_band`` (extra training clips of fast songs): every song's nominal tempo inside the
+    band, only the genres with a range meeting it, and the dataset without a band unchanged."""
+    from duet_env.data.synth_music import TEMPO_CHOICES, tempo_ranges
+
+    assert all(tempo_ranges(g) is TEMPO_CHOICES[g] for g in GENRES)  # no band: the same choices
+    fast = (130.0, 180.0)
+    # Ballet's only range (60-96) misses the band; Waltz keeps only its Viennese range
+    assert synth.band_genres(fast) == [g for g in GENRES if g != "Ballet"]
+    assert tempo_ranges("Waltz", fast) == ((150.0, 180.0, 1.0),)
+    assert tempo_ranges("Tango", fast) == ((130.0, 138.0, 1.0),)
+    assert synth.band_genres() == list(GENRES)
+    plan = synth.plan_dataset(4.0, seed=0, tempo_band=fast)
+    assert {g for g, _, _ in plan} == set(synth.band_genres(fast))
+    assert abs(sum(s for _, _, s in plan) - 240.0) < 0.5  # the minutes spread over the genres kept
+    for genre, choreo in (("HipHop", 1), ("Waltz", 2), ("Tango", 3), ("ChaCha", 1)):
+        clip = synth.synthesize_clip(genre, choreo, 8.0, seed=0, tempo_band=fast)
+        assert 130.0 <= clip.meta["bpm"] <= 180.0, (genre, clip.meta["bpm"])
+    slow = synth.synthesize_clip("HipHop", 1, 8.0, seed=0)
+    assert slow.meta["bpm"] < 130.0  # the same clip without the band draws from its usual ranges
+    with pytest.raises(ValueError, match="no genre's tempo range"):
+        synth.plan_dataset(4.0, tempo_band=(185.0, 200.0))
+    with pytest.raises(ValueError, match="0 < low < high"):
+        synth.plan_dataset(4.0, tempo_band=(150.0, 130.0))
+    with pytest.raises(ValueError, match="no Ballet tempo range"):
+        synth.synthesize_clip("Ballet", 1, 8.0, tempo_band=fast)

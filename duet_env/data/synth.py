@@ -1,6 +1,6 @@
 """SynthDuet: the embedded default dataset, generated procedurally in DD100 layout.
 
-``python -m duet_env.data.synth --out DIR --seed S --minutes M`` writes::
+``python -m duet_env.data.synth --out DIR --seed S --minutes M [--tempo LOW HIGH]`` writes::
 
     DIR/motion/smplx/all/<GENRE>_<CHOREO>_<TAKE>_00.npy   follower (the partner-rule follower)
     DIR/motion/smplx/all/<GENRE>_<CHOREO>_<TAKE>_01.npy   leader
@@ -35,7 +35,7 @@ from .clip import Dancer
 from .safe_pickle import load_npy_dict
 from . import synth_body as body
 from .synth_moves import GENRE_MOTION, PHRASE_BARS, draw_variation, plan_leader
-from .synth_music import SAMPLE_RATE, TEMPO_CHOICES, plan_music, synthesize
+from .synth_music import SAMPLE_RATE, TEMPO_CHOICES, plan_music, synthesize, tempo_ranges
 from .synth_partner import follower_keys, hold_targets, partner_offset
 from .synth_steps import StepBuilder
 
@@ -109,16 +109,18 @@ def _check_seconds(seconds: float) -> None:
         raise ValueError(f"seconds must be a finite clip length >= 4 s; got {seconds}")
 
 
-def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0) -> SynthClip:
-    """Generate one duet clip (deterministic in genre, choreo, seconds and seed): a song
-    (:mod:`synth_music`), then both dancers stepping on its beats (:func:`dance_to_beats`)."""
+def synthesize_clip(genre: str, choreo: int, seconds: float, seed: int = 0,
+                    tempo_band: tuple[float, float] | None = None) -> SynthClip:
+    """Generate one duet clip (deterministic in genre, choreo, seconds, seed and tempo band): a
+    song (:mod:`synth_music`; its nominal tempo inside ``tempo_band`` bpm when given), then both
+    dancers stepping on its beats (:func:`dance_to_beats`)."""
     _check_genre(genre)
     _check_seconds(seconds)
     style = GENRES[genre]
     rng_music, rng_motion = _rngs(genre, choreo, seed)
     n_frames = int(round(seconds * FPS))
     duration = n_frames / FPS
-    plan = plan_music(genre, style.meter, duration, rng_music)
+    plan = plan_music(genre, style.meter, duration, rng_music, tempo_band)
     audio = synthesize(plan, duration, genre, rng_music)
     clip = _choreograph(genre, choreo, plan.beat_times, n_frames, rng_motion, seed)
     clip.audio = audio
@@ -269,18 +271,44 @@ def write_clip(out_dir: str | os.PathLike, clip: SynthClip) -> None:
     _write_json(root / "synth_meta" / f"{clip.name}.json", clip.meta)
 
 
-def plan_dataset(minutes: float, seed: int = 0) -> list[tuple[str, int, float]]:
-    """(genre, choreo index, seconds) of every clip: minutes/5 per genre, clips of about
-    CLIP_SECONDS (+-15 %), at least 2 per genre with both train and test choreographies."""
+def check_tempo_band(band) -> tuple[float, float] | None:
+    """``band`` as a (low, high) bpm pair with 0 < low < high, finite; None stays None."""
+    if band is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"tempo band must be a (low, high) pair of bpm; got {band!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+        raise ValueError(f"tempo band must have 0 < low < high (bpm); got {band!r}")
+    return lo, hi
+
+
+def band_genres(tempo_band: tuple[float, float] | None = None) -> list[str]:
+    """The genres a dataset in ``tempo_band`` holds: those with a tempo range meeting it (all
+    genres without a band); a ValueError naming the ranges when none does."""
+    genres = [g for g in GENRES if tempo_ranges(g, tempo_band)]
+    if not genres:
+        ranges = {g: [c[:2] for c in TEMPO_CHOICES[g]] for g in GENRES}
+        raise ValueError(f"no genre's tempo range meets the band {tempo_band} bpm; the ranges: {ranges}")
+    return genres
+
+
+def plan_dataset(minutes: float, seed: int = 0,
+                 tempo_band: tuple[float, float] | None = None) -> list[tuple[str, int, float]]:
+    """(genre, choreo index, seconds) of every clip: minutes split evenly over the genres (all
+    five, or those :func:`band_genres` keeps for a tempo band), clips of about CLIP_SECONDS
+    (+-15 %), at least 2 per genre with both train and test choreographies."""
     if not np.isfinite(minutes) or minutes <= 0:
         raise ValueError(f"minutes must be a positive number; got {minutes}")
-    per_genre = minutes * 60.0 / len(GENRES)
+    genres = band_genres(check_tempo_band(tempo_band))
+    per_genre = minutes * 60.0 / len(genres)
     n = max(2, int(round(per_genre / CLIP_SECONDS)))
     if per_genre / n < 4.0:
-        raise ValueError(f"minutes={minutes} is too short: need at least {8 * len(GENRES) / 60:.2f} minutes")
+        raise ValueError(f"minutes={minutes} is too short: need at least {8 * len(genres) / 60:.2f} minutes")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 9999]))
     plan = []
-    for genre in GENRES:
+    for genre in genres:
         raw = rng.uniform(0.85, 1.15, n)
         lengths = np.round(raw / raw.sum() * per_genre * FPS) / FPS
         for idx, sec in zip(_choreo_indices(genre, n), lengths):
@@ -288,18 +316,23 @@ def plan_dataset(minutes: float, seed: int = 0) -> list[tuple[str, int, float]]:
     return plan
 
 
-def _generate_one(job: tuple[str, int], plan_item: tuple[str, int, float]) -> str:
+def _generate_one(job: tuple, plan_item: tuple[str, int, float]) -> str:
     """Synthesize and write one planned clip (a worker task of :func:`generate`); its name."""
-    out_dir, seed = job
+    out_dir, seed, tempo_band = job
     genre, idx, sec = plan_item
-    clip = synthesize_clip(genre, idx, sec, seed)
+    clip = synthesize_clip(genre, idx, sec, seed, tempo_band)
     write_clip(out_dir, clip)
     return clip.name
 
 
 def generate(out_dir: str | os.PathLike, seed: int = 0, minutes: float = 60.0, progress: bool = True,
-             workers: int | None = None, meanwhile: Callable[[], None] | None = None) -> list[str]:
+             workers: int | None = None, meanwhile: Callable[[], None] | None = None,
+             tempo_band: tuple[float, float] | None = None) -> list[str]:
     """Write a SynthDuet dataset of about ``minutes`` minutes to ``out_dir``; returns clip names.
+
+    ``tempo_band`` (low, high) bpm: every song's nominal tempo inside it (drift and rubato move
+    the beats a few per cent around it), only the genres with a tempo range meeting it — e.g.
+    ``(130, 180)`` for extra training clips of fast songs, which the full dataset holds few of.
 
     Clips are independent (each seeded by seed, genre and choreography), so they are made on
     ``workers`` processes (:mod:`duet_env.workers`; None = ``$DUET_WORKERS`` or the cores) with
@@ -308,12 +341,14 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, minutes: float = 60.0, p
     """
     from ..workers import map_ordered
 
-    plan = plan_dataset(minutes, seed)
-    names = map_ordered(_generate_one, plan, workers, shared=(str(out_dir), int(seed)), desc="SynthDuet",
-                        progress=progress, meanwhile=meanwhile)
+    tempo_band = check_tempo_band(tempo_band)
+    plan = plan_dataset(minutes, seed, tempo_band)
+    names = map_ordered(_generate_one, plan, workers, shared=(str(out_dir), int(seed), tempo_band),
+                        desc="SynthDuet", progress=progress, meanwhile=meanwhile)
+    band = {} if tempo_band is None else {"tempo_band_bpm": list(tempo_band)}  # the default's file unchanged
     _write_json(Path(out_dir) / "synth_meta" / "dataset.json", {
-        "version": VERSION, "seed": int(seed), "minutes": float(minutes), "fps": FPS,
-        "sample_rate": SAMPLE_RATE, "clip_seconds_mean": CLIP_SECONDS, "genres": list(GENRES),
+        "version": VERSION, "seed": int(seed), "minutes": float(minutes), **band, "fps": FPS,
+        "sample_rate": SAMPLE_RATE, "clip_seconds_mean": CLIP_SECONDS, "genres": band_genres(tempo_band),
         "clips": [{"name": f"{g}_{i:02d}_{TAKE}", "genre": g, "choreo": i, "seconds": s,
                    "split": "test" if is_test_choreo(g, i) else "train"} for g, i, s in plan],
     })
@@ -356,9 +391,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--workers", type=int, default=None,
                     help="worker processes (default: $DUET_WORKERS or the cores; 1 = none)")
+    ap.add_argument("--tempo", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="every song's nominal tempo in LOW..HIGH bpm (only the genres with a range there)")
     args = ap.parse_args(argv)
-    names = generate(args.out, seed=args.seed, minutes=args.minutes, progress=not args.quiet,
-                     workers=args.workers)
+    try:
+        names = generate(args.out, seed=args.seed, minutes=args.minutes, progress=not args.quiet,
+                         workers=args.workers, tempo_band=args.tempo)
+    except ValueError as exc:
+        ap.error(str(exc))
     print(f"wrote {len(names)} clips to {args.out}")
 
 

@@ -139,9 +139,27 @@ def tempo_map(bpm: float, offset: float, duration: float, rng: np.random.Generat
     return np.asarray(times)
 
 
-def plan_music(genre: str, meter: int, duration: float, rng: np.random.Generator) -> MusicPlan:
-    """Seeded choice of everything in :class:`MusicPlan`."""
+def tempo_ranges(genre: str, band: tuple[float, float] | None = None) -> tuple[tuple[float, float, float], ...]:
+    """The genre's nominal tempo choices (:data:`TEMPO_CHOICES`), each range cut to ``band``
+    (low, high) bpm and dropped where it lies outside; probabilities renormalised over the ranges
+    kept. ``()`` when no range meets the band; all of them, unchanged, when ``band`` is None."""
     choices = TEMPO_CHOICES.get(genre, DEFAULT_TEMPO)
+    if band is None:
+        return choices
+    lo, hi = band
+    kept = [(max(a, lo), min(b, hi), w) for a, b, w in choices if a <= hi and b >= lo]
+    total = sum(w for _, _, w in kept)
+    return tuple((a, b, w / total) for a, b, w in kept)
+
+
+def plan_music(genre: str, meter: int, duration: float, rng: np.random.Generator,
+               tempo_band: tuple[float, float] | None = None) -> MusicPlan:
+    """Seeded choice of everything in :class:`MusicPlan`; the nominal tempo from the genre's
+    ranges, cut to ``tempo_band`` (bpm) when given (:func:`tempo_ranges`)."""
+    choices = tempo_ranges(genre, tempo_band)
+    if not choices:
+        raise ValueError(f"no {genre} tempo range meets the band {tempo_band} bpm "
+                         f"(its ranges: {[c[:2] for c in TEMPO_CHOICES.get(genre, DEFAULT_TEMPO)]})")
     lo, hi, _ = _choose(rng, choices, p=[c[2] for c in choices])
     bpm = float(np.round(rng.uniform(lo, hi) * 2.0) / 2.0)
     grooves = sorted(GROOVES.get(meter, GROOVES[4]))
