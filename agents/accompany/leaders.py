@@ -68,7 +68,13 @@ def canonical_genre(name: str, where: str) -> str:
 def genre_for_tempo(bpm: float) -> str:
     """The genre whose tempo range (:data:`duet_env.genres.GENRES`) is nearest to ``bpm``: the
     distance to the range, 0 inside it, ties (overlapping ranges) broken by the distance to the
-    range's centre; Waltz when the song has no tempo."""
+    range's centre; Waltz when the song has no tempo.
+
+    Why the typical ranges and not all of SynthDuet's (which add fast hip-hop, 130-165 bpm, and
+    Viennese waltz): a fast hip-hop leader beats a Tango one by 0.12-0.17 of BAS on 138.5 bpm
+    songs, but the shipped GPT does not follow it (beat echo 0.45-0.50, follower BAS 0.33-0.39
+    against Tango's 0.42-0.47), measured on the real-music set (GPT_CARD.md, "Tried and not
+    shipped: hip-hop for fast songs")."""
     if not np.isfinite(bpm):
         return "Waltz"
 
