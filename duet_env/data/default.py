@@ -95,8 +95,13 @@ def synth_source(data: str | os.PathLike) -> SynthSource | None:
         raise ValueError(usage) from None
     if seed < 0 or not (math.isfinite(minutes) and minutes > 0):
         raise ValueError(f"{usage}; the seed must be >= 0 and the minutes a positive number")
-    if band is not None and not (all(map(math.isfinite, band)) and 0 < band[0] < band[1]):
-        raise ValueError(f"{usage}; the tempo band needs 0 < LOW < HIGH")
+    if band is not None:
+        from .synth import check_tempo_band  # the generator's own check of a band
+
+        try:
+            band = check_tempo_band(band)
+        except ValueError:
+            raise ValueError(f"{usage}; the tempo band needs 0 < LOW < HIGH") from None
     return SynthSource(seed, minutes, band)
 
 

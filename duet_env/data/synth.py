@@ -348,7 +348,7 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, minutes: float = 60.0, p
     band = {} if tempo_band is None else {"tempo_band_bpm": list(tempo_band)}  # the default's file unchanged
     _write_json(Path(out_dir) / "synth_meta" / "dataset.json", {
         "version": VERSION, "seed": int(seed), "minutes": float(minutes), **band, "fps": FPS,
-        "sample_rate": SAMPLE_RATE, "clip_seconds_mean": CLIP_SECONDS, "genres": band_genres(tempo_band),
+        "sample_rate": SAMPLE_RATE, "clip_seconds_mean": CLIP_SECONDS, "genres": list(dict.fromkeys(g for g, _, _ in plan)),
         "clips": [{"name": f"{g}_{i:02d}_{TAKE}", "genre": g, "choreo": i, "seconds": s,
                    "split": "test" if is_test_choreo(g, i) else "train"} for g, i, s in plan],
     })
