@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 
 from agents.benchmark import CellSpec, Overrides, get_task, run_cell
@@ -178,6 +179,24 @@ def test_interval_stats_on_known_scores():
     assert stats["better"]["iqm"][0] == pytest.approx(2.0)  # IQM: the middle half of 2, 2, 2, 3
     assert stats["better"]["poi"] == (1.0, 1.0, 1.0)  # every seed beats every pretrained seed
     assert stats["same"]["poi"] == (0.5, 0.5, 0.5)  # ties count one half
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rliable") is None, reason='rliable not installed (pip install -e ".[bench]")')
+def test_intervals_are_reproducible_and_leave_the_global_rng_alone():
+    """rliable draws its resamples from NumPy's global RNG; the report's intervals must still be
+    the same on every run, whatever the caller's global state, and leave that state as it was."""
+    rewards = {"pretrained": [1.0, 1.1, 0.9, 1.05, 0.95], "ac": [1.2, 0.8, 1.4, 1.0, 1.3]}
+    table = [{"task": "t", "algo": a, "seed": i, "metrics": {"reward": r}}
+             for a, rs in rewards.items() for i, r in enumerate(rs)]
+    np.random.seed(123)
+    first = plots.interval_stats(table, "t")
+    after_first = np.random.rand()
+    np.random.seed(7)
+    second = plots.interval_stats(table, "t")
+    assert first == second
+    assert first["ac"]["iqm"][1] < first["ac"]["iqm"][0] < first["ac"]["iqm"][2]  # a real interval
+    np.random.seed(123)
+    assert np.random.rand() == after_first  # the caller's stream continues as if nothing ran
 
 
 def test_report_gathers_the_cells_of_several_runs(quick_run, tiny_args, tmp_path, capsys):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import contextlib
+
 import numpy as np
 
 from duet_env.atomic import atomic_write
@@ -48,9 +50,25 @@ def interval_stats(rows: list[dict], task: str) -> dict[str, dict]:
 
 
 def _interval_stats(scores: dict[str, np.ndarray]) -> dict[str, dict]:
-    with warnings.catch_warnings():  # arch (under rliable) deprecates the RandomState rliable passes
-        warnings.simplefilter("ignore", FutureWarning)
+    with warnings.catch_warnings(), _global_numpy_seed(0):
+        warnings.simplefilter("ignore", FutureWarning)  # arch deprecates the RandomState rliable passes
         return _bootstrap(scores)
+
+
+@contextlib.contextmanager
+def _global_numpy_seed(seed: int):
+    """Seed NumPy's global RNG for the block, then put the caller's state back.
+
+    Why: rliable's ``StratifiedBootstrap.update_indices`` (rliable 1.2) draws its resamples with
+    ``np.random.choice``, the global RNG, and ignores the ``random_state`` it is given; without
+    this the report's intervals changed from one run to the next. Restoring the state keeps the
+    user's own global seed untouched."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _bootstrap(scores: dict[str, np.ndarray]) -> dict[str, dict]:
