@@ -1,0 +1,92 @@
+"""What keeps the GPT fine-tuners from facing the way a HipHop follower does on ``unseen-genre``?
+
+    python benchmarks/unseen_genre_probe.py --kl-coef 0 --out runs/unseen-kl0
+    python benchmarks/unseen_genre_probe.py --facing-margin-deg 165 --out runs/unseen-facing165
+
+Runs the benchmark's ``ac`` cell on the ``unseen-genre`` task (agents.benchmark: the GPT trained
+without HipHop, played on the HipHop test clips, 8192 env steps, greedy scoring with the default
+reward on every test clip) with one training setting replaced, everything else as the published
+cells (kl_coef 0.3, lr 1e-4, the default reward):
+
+* ``--kl-coef K``: the KL(π_ref ‖ π) anchor's weight (does the anchor hold the policy back?);
+* ``--facing-margin-deg M``: *training* reward = the default with its ``facing`` term given a
+  linear slope out to M degrees beyond its 15° tolerance (the default is gaussian with 0.1 at
+  60° beyond, ≈ 0 from about 100° off, so a follower facing the wrong way gets no gradient from
+  it); the cells are still *scored* with the default reward.
+
+Cells go to ``--out``, never to the published folder: the cell layout does not record these
+settings, so the folder does (``probe.json``) and refuses other ones; finished cells are
+skipped. Prints per seed the test reward per token and the facing, distance and beat terms, then
+their means beside the published ``ac`` cells' from ``benchmarks/results``. About 65 s a cell on
+one core.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+TERMS = ("reward", "r_facing", "r_distance", "r_beat", "BAS", "FID_k")
+PUBLISHED = Path(__file__).resolve().parent / "results" / "cells" / "unseen-genre" / "ac"
+DEFAULT_TERMS = ("beat", "facing", "contact", "distance", "penetration", "skating", "smooth")
+
+
+def training_reward(facing_margin_deg: float | None):
+    """The default reward, or the default with a facing term sloped out to ``facing_margin_deg``."""
+    if facing_margin_deg is None:
+        return "default"
+    spec = {name: 1.0 for name in DEFAULT_TERMS}
+    spec["facing"] = {"weight": 1.0, "tolerance_deg": 15.0, "margin_deg": facing_margin_deg, "sigmoid": "linear"}
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kl-coef", type=float, default=0.3, help="KL(π_ref ‖ π) weight (published: 0.3)")
+    ap.add_argument("--facing-margin-deg", type=float, default=None,
+                    help="train with a linear facing term out to this margin (default: the default reward)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.out.resolve() == PUBLISHED.parents[2].resolve():
+        raise SystemExit("--out must not be benchmarks/results: those cells are the published run")
+    setting = {"kl_coef": args.kl_coef, "facing_margin_deg": args.facing_margin_deg}
+    marker = args.out / "probe.json"  # the cells do not record the setting: the folder does
+    if marker.is_file() and json.loads(marker.read_text()) != setting:
+        raise SystemExit(f"{args.out} holds cells of {json.loads(marker.read_text())}, not {setting}: "
+                         "use another --out")
+    args.out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(setting))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    import agents.benchmark.algorithms as algorithms
+    from agents.benchmark.cells import CellSpec, run_cell
+
+    published_config = algorithms.finetune_config
+    reward = training_reward(args.facing_margin_deg)
+
+    def probed(algo, task, budget):  # the published cell's config, only the probed settings replaced
+        return dataclasses.replace(published_config(algo, task, budget), kl_coef=args.kl_coef, reward=reward)
+
+    algorithms.finetune_config = probed
+    rows = []
+    for seed in range(args.seeds):
+        m = run_cell(CellSpec("unseen-genre", "ac", seed, 8192), args.out)["metrics"]
+        rows.append(m)
+        print(f"{setting} seed {seed}: " + "  ".join(f"{k} {m[k]:.3f}" for k in TERMS), flush=True)
+    published = [json.loads(p.read_text())["metrics"] for p in sorted(PUBLISHED.glob("seed*/result.json"))]
+    for name, rs in ((str(setting), rows), ("published (kl_coef 0.3, default reward)", published)):
+        if rs:
+            print(f"mean over {len(rs)} seeds, {name}: " + "  ".join(f"{k} {np.mean([r[k] for r in rs]):.3f}"
+                                                                      for k in TERMS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
