@@ -62,9 +62,9 @@ def beat_scores(follower_joints: np.ndarray, music_beat: np.ndarray) -> np.ndarr
     return out
 
 
-def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0) -> tuple[np.ndarray, float]:
-    """The follower's joints (T, 55, 3) and the share of tokens where a non-greedy candidate won
-    (``candidates`` = 1: the greedy rollout)."""
+def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """The follower's joints (T, 55, 3), its tokens (N, 5) and the share of tokens where a
+    non-greedy candidate won (``candidates`` = 1: the greedy rollout)."""
     import torch
 
     from agents.rollout import NoReward
@@ -82,6 +82,7 @@ def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0
     gen = torch.Generator().manual_seed(seed)
     n = int(core.length[0])
     joints = np.zeros((n * TOKEN_FRAMES, 55, 3), np.float32)
+    tokens = np.zeros((n, 5), np.int64)
     switched = 0
     for t in range(n):
         obs = {name: v[:1] for name, v in observe(core).items()}  # every slot holds the same history
@@ -91,7 +92,8 @@ def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0
         if candidates > 1:
             acts.append(np.asarray(choose_tokens([lg.expand(candidates - 1, -1) for lg in logits], "sample", 1.0,
                                                  top_k, gen)))
-        core.step(np.concatenate(acts, axis=0))
+        act = np.concatenate(acts, axis=0)
+        core.step(act)
         best = 0
         if candidates > 1:
             idx = (core.t * TOKEN_FRAMES)[:, None] + np.arange(core.F)  # the context just scored
@@ -100,12 +102,13 @@ def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0
             best = int(np.argmax(score))  # argmax takes the first of equals: the greedy slot 0
             switched += best != 0
         joints[t * TOKEN_FRAMES:(t + 1) * TOKEN_FRAMES] = core.last_decoded["joints"][best].numpy()
-        if best or candidates > 1:  # every slot continues from the kept candidate
+        tokens[t] = act[best]
+        if candidates > 1:  # every slot continues from the kept candidate
             for s in core.decoder.state:  # (G, B, context, C)
                 s[:] = s[:, best:best + 1].clone()
             core.follower_joints_hist[:] = core.follower_joints_hist[best].copy()
             core.follower_history[:] = core.follower_history[best].copy()
-    return joints, switched / n
+    return joints, tokens, switched / n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         clip = Clip(entry["id"], leader.genre, song.features[:n], lead, lead, audio_path=str(path))
         row = {"id": entry["id"], "tempo_bpm": song.tempo_bpm, "dance_genre": leader.genre}
         for name, k in (("greedy", 1), ("search", args.candidates)):
-            joints, switched = generate(pol, tok, clip, k, args.top_k)
+            joints, _, switched = generate(pol, tok, clip, k, args.top_k)
             t = len(joints)
             met = duet_metrics(joints, clip.leader.joints[:t], clip.beat_frames[clip.beat_frames < t])
             row[name] = {"BAS": met["BAS"], "BED": met["BED"], "switched": switched}
