@@ -2,6 +2,7 @@
 semantics, observation rebuilding, resume, and that a reward for one token raises its probability."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -229,3 +230,35 @@ def test_every_config_field_is_settable_from_the_command_line():
     cfg, out, resume = ft.parse_args(argv)
     assert dataclasses.asdict(cfg) == want and str(out) == "somewhere" and resume
     assert ft.parse_args([])[0] == ft.FinetuneConfig()
+
+
+def test_genre_keeps_one_genres_clips_and_names_bad_ones(tiny_synth, tiny_tokenizer, tiny_gpt):
+    from duet_env.data import load_split
+
+    train = load_split(str(tiny_synth), "train", progress=False)
+    waltz = ft.clips_of_genre(train, "Waltz", "train", "tiny")
+    assert waltz and all(c.genre == "Waltz" for c in waltz)
+    assert len(waltz) == sum(c.genre == "Waltz" for c in train)
+    assert ft.clips_of_genre(train, "", "train", "tiny") is train
+    with pytest.raises(SystemExit, match="unknown genre.*HipHop"):
+        ft.clips_of_genre(train, "Salsa", "train", "tiny")
+    with pytest.raises(SystemExit, match="no Ballet clip"):
+        ft.clips_of_genre([c for c in train if c.genre != "Ballet"], "Ballet", "train", "tiny")
+    cfg = _cfg(tiny_synth, tiny_tokenizer, tiny_gpt, genre="Tango", eval_clips=0, eval_tokens=5)
+    scored = ft.scored_test_clips(cfg)
+    test = load_split(str(tiny_synth), "test", progress=False)
+    assert [c.name for c in scored] == [c.name for c in test if c.genre == "Tango"]
+    assert all(len(c) == 5 * 4 for c in scored)
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes(tmp_path, tiny_synth, tiny_tokenizer, tiny_gpt):
+    """A field added later (here ``genre``) counts as its default for an older run's config."""
+    cfg = _cfg(tiny_synth, tiny_tokenizer, tiny_gpt, algo="ac", steps=4 * 6 * 2)
+    assert ft.run(cfg, tmp_path / "run", progress=False, stop_after=1, score=False) is None
+    path = tmp_path / "run" / "checkpoint.json"
+    saved = json.loads(path.read_text())
+    del saved["config"]["genre"]
+    path.write_text(json.dumps(saved))
+    assert ft.run(cfg, tmp_path / "run", resume=True, progress=False, score=False)["curve"]
+    with pytest.raises(SystemExit, match="genre"):  # but a different genre is a different run
+        ft.run(dataclasses.replace(cfg, genre="Waltz"), tmp_path / "run", resume=True, progress=False)
