@@ -17,6 +17,11 @@ cells (kl_coef 0.3, lr 1e-4, the default reward):
   60° beyond, ≈ 0 from about 100° off, so a follower facing the wrong way gets no gradient from
   it); the cells are still *scored* with the default reward.
 
+``--gt-likelihood`` instead scores the HipHop test clips' own ground-truth tokens, teacher-forced
+(the GPT reads the ground-truth history at every step), under the GPT trained without HipHop and
+under the shipped GPT: per follower stream the mean log-probability of the ground-truth token and
+how often it is the argmax. Tokens a GPT gives e^−10 are tokens its sampling never proposes.
+
 Cells go to ``--out``, never to the published folder: the cell layout does not record these
 settings, so the folder does (``probe.json``) and refuses other ones; finished cells are
 skipped. Prints per seed the test reward per token and the facing, distance and beat terms, then
@@ -47,6 +52,45 @@ def training_reward(facing_margin_deg: float | None):
     return spec
 
 
+def gt_likelihood(tokens_per_clip: int = 192) -> None:
+    """Print, per GPT and follower stream, the teacher-forced mean log-probability and top-1 rate
+    of the HipHop test clips' ground-truth tokens (module docstring)."""
+    import torch
+
+    from agents.benchmark.tasks import get_task
+    from agents.rollout import NoReward, load_policy
+    from duet_env.conventions import FOLLOWER_STREAMS, TOKEN_FRAMES
+    from duet_env.core import DuetCore
+    from duet_env.data import load_split
+    from duet_env.env import load_tokenizer
+    from duet_env.episodes import episode_clips
+    from duet_env.observations import observation_factory
+
+    task = get_task("unseen-genre").with_policy_ready()  # the cached GPT trained without HipHop
+    tok = load_tokenizer("default", "cpu")
+    clips = [c.slice(0, tokens_per_clip * TOKEN_FRAMES) for c in load_split("synth", "test", progress=False)
+             if c.genre == task.genre]
+    bank = episode_clips(clips, tok, with_follower=True)
+    observe = observation_factory("tokens").observe
+    for name, path in ((f"GPT trained without {task.genre}", task.policy), ("shipped GPT", "default")):
+        pol = load_policy(path)
+        core = DuetCore(bank, tok, len(bank), pol.config["history"], pol.config["lookahead"], None, NoReward(), "cpu")
+        for i, c in enumerate(bank):
+            core.reset_slot(i, i, 0, c.num_tokens)
+        logp, top1 = [], []
+        for t in range(int(core.length.min())):
+            gt = np.stack([c.follower_tokens[t] for c in bank])
+            with torch.no_grad():
+                logits = pol.act(observe(core))
+            lp = [torch.log_softmax(lg.float(), -1).numpy() for lg in logits]
+            logp.append([l[np.arange(len(bank)), gt[:, s]] for s, l in enumerate(lp)])
+            top1.append([l.argmax(-1) == gt[:, s] for s, l in enumerate(lp)])
+            core.step(gt)  # teacher forcing: the ground truth's token, whatever the GPT preferred
+        logp, top1 = np.asarray(logp), np.asarray(top1)  # (steps, streams, clips)
+        print(f"{name}: " + "  ".join(f"{s} log p {logp[:, k].mean():.2f}, top-1 {top1[:, k].mean():.1%}"
+                                       for k, s in enumerate(FOLLOWER_STREAMS)), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kl-coef", type=float, default=0.3, help="KL(π_ref ‖ π) weight (published: 0.3)")
@@ -56,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="train on this genre's clips only, e.g. HipHop (default: every genre, as published)")
     ap.add_argument("--steps", type=int, default=8192, help="training env steps per cell (published: 8192)")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="cell folder (required unless --gt-likelihood)")
+    ap.add_argument("--gt-likelihood", action="store_true",
+                    help="only print how likely each GPT finds the HipHop ground truth's tokens")
     args = ap.parse_args(argv)
+    if args.gt_likelihood:
+        gt_likelihood()
+        return 0
+    if args.out is None:
+        ap.error("--out is required")
     if args.out.resolve() == PUBLISHED.parents[2].resolve():
         raise SystemExit("--out must not be benchmarks/results: those cells are the published run")
     setting = {"kl_coef": args.kl_coef, "facing_margin_deg": args.facing_margin_deg, "steps": args.steps,
