@@ -27,7 +27,10 @@ ballroom and Ballet distances, and Ballet has only 2 test clips. A GPT that neve
 to extrapolate, so the task has headroom a reward (``facing``, ``distance``, ``contact``) can pay
 for. Fine-tuning still trains on the whole train split (the env has no genre filter), where the
 held-out genre's train leaders appear in about a fifth of the episodes: the reward is what
-teaches the genre.
+teaches the genre. Measured so far, it does not: the held-out GPT gives the HipHop ground truth's
+tokens a log-probability of about −11, so sampling around its choices never proposes them, and no
+anchor, shaping, budget or HipHop-only training of ``ac`` reached the facing term's headroom
+(``benchmarks/unseen_genre_probe.py``; docs/benchmarks.md).
 """
 from __future__ import annotations
 
