@@ -10,6 +10,8 @@ cells (kl_coef 0.3, lr 1e-4, the default reward):
 
 * ``--kl-coef K``: the KL(π_ref ‖ π) anchor's weight (does the anchor hold the policy back?);
 * ``--steps N``: a larger training budget;
+* ``--temperature T``: the rollouts' sampling temperature (a hotter one proposes unlikely tokens
+  more often);
 * ``--train-genre G``: fine-tune on genre G's train clips only (``agents.finetune --genre``; the
   published cells train on every genre, so HipHop leads about a fifth of their episodes);
 * ``--facing-margin-deg M``: *training* reward = the default with its ``facing`` term given a
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="train with a linear facing term out to this margin (default: the default reward)")
     ap.add_argument("--train-genre", default=None,
                     help="train on this genre's clips only, e.g. HipHop (default: every genre, as published)")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="rollout sampling temperature (published: agents.finetune's 0.7)")
     ap.add_argument("--steps", type=int, default=8192, help="training env steps per cell (published: 8192)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="cell folder (required unless --gt-likelihood)")
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == PUBLISHED.parents[2].resolve():
         raise SystemExit("--out must not be benchmarks/results: those cells are the published run")
     setting = {"kl_coef": args.kl_coef, "facing_margin_deg": args.facing_margin_deg, "steps": args.steps,
-               "train_genre": args.train_genre}
+               "train_genre": args.train_genre, "temperature": args.temperature}
     marker = args.out / "probe.json"  # the cells do not record the setting: the folder does
     if marker.is_file() and json.loads(marker.read_text()) != setting:
         raise SystemExit(f"{args.out} holds cells of {json.loads(marker.read_text())}, not {setting}: "
@@ -130,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     reward = training_reward(args.facing_margin_deg)
 
     def probed(algo, task, budget):  # the published cell's config, only the probed settings replaced
-        return dataclasses.replace(published_config(algo, task, budget), kl_coef=args.kl_coef, reward=reward,
-                                   genre=args.train_genre or "")
+        cfg = dataclasses.replace(published_config(algo, task, budget), kl_coef=args.kl_coef, reward=reward,
+                                  genre=args.train_genre or "")
+        if args.temperature is not None:
+            cfg = dataclasses.replace(cfg, temperature=args.temperature)
+        return cfg
 
     algorithms.finetune_config = probed
     rows = []
