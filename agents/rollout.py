@@ -53,6 +53,18 @@ class ReplayPolicy:
         return out
 
 
+def whole_clip_core(bank: list, tokenizer, history: int, lookahead: int, reward=None,
+                    device: str = "cpu") -> DuetCore:
+    """A core with one slot per clip of ``bank`` (:class:`duet_env.episodes.EpisodeClip`), slot i
+    at the start of clip i for the whole clip: how whole clips are rolled out. ``reward``: a
+    composite, or None for :class:`NoReward`."""
+    core = DuetCore(bank, tokenizer, len(bank), history, lookahead, None,
+                    NoReward() if reward is None else reward, device)
+    for i, c in enumerate(bank):
+        core.reset_slot(i, i, 0, c.num_tokens)
+    return core
+
+
 def load_policy(policy: str, device: str = "cpu"):
     """"random" -> None; "default" or a checkpoint path -> the follower GPT policy."""
     if policy == "random":
@@ -83,10 +95,7 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
     history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
     lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD
     bank = episode_clips(clips, tok, with_follower=False)
-    core = DuetCore(bank, tok, len(bank), history, lookahead, None,
-                    NoReward() if reward is None else make_reward(reward), device)
-    for i, c in enumerate(bank):
-        core.reset_slot(i, i, 0, c.num_tokens)
+    core = whole_clip_core(bank, tok, history, lookahead, NoReward() if reward is None else make_reward(reward), device)
     obs_type = observation_factory(observation)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -67,17 +67,13 @@ def generate(policy, tokenizer, clip, candidates: int, top_k: int, seed: int = 0
     non-greedy candidate won (``candidates`` = 1: the greedy rollout)."""
     import torch
 
-    from agents.rollout import NoReward
-    from duet_env.core import DuetCore
+    from agents.rollout import whole_clip_core
     from duet_env.episodes import episode_clips
     from duet_env.observations import observation_factory
     from pretrain.gpt.policy import choose_tokens
 
     bank = episode_clips([clip] * candidates, tokenizer, with_follower=False)
-    core = DuetCore(bank, tokenizer, candidates, policy.config["history"], policy.config["lookahead"], None,
-                    NoReward(), "cpu")
-    for i, c in enumerate(bank):
-        core.reset_slot(i, i, 0, c.num_tokens)
+    core = whole_clip_core(bank, tokenizer, policy.config["history"], policy.config["lookahead"])
     observe = observation_factory("tokens").observe
     gen = torch.Generator().manual_seed(seed)
     n = int(core.length[0])

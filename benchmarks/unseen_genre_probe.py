@@ -60,9 +60,8 @@ def gt_likelihood(tokens_per_clip: int = 192) -> None:
     import torch
 
     from agents.benchmark.tasks import get_task
-    from agents.rollout import NoReward, load_policy
+    from agents.rollout import load_policy, whole_clip_core
     from duet_env.conventions import FOLLOWER_STREAMS, TOKEN_FRAMES
-    from duet_env.core import DuetCore
     from duet_env.data import load_split
     from duet_env.env import load_tokenizer
     from duet_env.episodes import episode_clips
@@ -76,9 +75,7 @@ def gt_likelihood(tokens_per_clip: int = 192) -> None:
     observe = observation_factory("tokens").observe
     for name, path in ((f"GPT trained without {task.genre}", task.policy), ("shipped GPT", "default")):
         pol = load_policy(path)
-        core = DuetCore(bank, tok, len(bank), pol.config["history"], pol.config["lookahead"], None, NoReward(), "cpu")
-        for i, c in enumerate(bank):
-            core.reset_slot(i, i, 0, c.num_tokens)
+        core = whole_clip_core(bank, tok, pol.config["history"], pol.config["lookahead"])
         logp, top1 = [], []
         for t in range(int(core.length.min())):
             gt = np.stack([c.follower_tokens[t] for c in bank])

@@ -14,10 +14,9 @@ tables and the learning curves only.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
-
-import contextlib
 
 import numpy as np
 
