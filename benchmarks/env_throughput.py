@@ -9,8 +9,10 @@ Prints: single-env steps/s (gym.make, default reward, "tokens" observation), wit
 and the ``torch.compile`` d decode step (``compile_decoder``; duet_env/tokenizer/compiled.py); the same with
 the env's decode on ``torch_threads=1`` (the default) versus torch's own thread count
 (``torch_threads=None``), side by side; the cost of one ``torch.set_num_threads`` set + restore;
-the default reward's cost per step with the shared pass off (every term computes its own
-quantities, the old code) and on (:mod:`rewards.shared`), on contexts recorded from the env;
+the same eager env with the default reward's numpy path instead of its compiled terms
+(``DUET_JIT=0``; :mod:`rewards.kernels`); the default reward's cost per step with the shared
+pass off (every term computes its own quantities, the oldest code), on (:mod:`rewards.shared`),
+and compiled, on contexts recorded from the env;
 vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
 streaming decoder's time for the same tokens (eager and compiled), so the env's overhead over
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 import duet_env  # noqa: F401  (registers the env)
+from duet_env.jit import use_jit
 from duet_env.threads import torch_threads
 
 
@@ -55,6 +58,14 @@ def _single_env_stepper(obs: str, **config):
         i[0] += 1
         if term or trunc:
             env.reset()
+    return one
+
+
+def _numpy_reward(step):
+    """``step`` with the reward's numpy reference path (:func:`duet_env.jit.use_jit` ``(False)``)."""
+    def one():
+        with use_jit(False):
+            step()
     return one
 
 
@@ -108,27 +119,29 @@ def recorded_contexts(steps: int) -> list:
     return contexts
 
 
-def reward_pass_costs(contexts: list, rounds: int = 5) -> tuple[float, float]:
-    """The default reward's mean time per step (s) with the shared pass off (the old code) and on.
+def reward_pass_costs(contexts: list, rounds: int = 5) -> dict[str, float]:
+    """The default reward's mean time per step (s): numpy with the shared pass off (the oldest
+    code), numpy with it on, and the compiled terms (:mod:`rewards.kernels`, the default).
 
-    Rounds alternate off / on and the fastest round of each counts (on a busy machine the
+    Rounds alternate the three and the fastest round of each counts (on a busy machine the
     minimum is the least disturbed); every step runs on a fresh copy of its context, so nothing
     computed in an earlier round is reused.
     """
     from rewards import make_reward
     from rewards.shared import sharing
 
-    best = {False: np.inf, True: np.inf}
+    variants = {"numpy, unshared": (False, False), "numpy, shared": (True, False), "compiled": (True, True)}
+    best = {name: np.inf for name in variants}
     for _ in range(rounds):
-        for shared in (False, True):
+        for name, (shared, compiled) in variants.items():
             fresh = [dataclasses.replace(c) for c in contexts]
             reward = make_reward("default")
-            with sharing(shared):
+            with sharing(shared), use_jit(compiled):
                 t0 = time.perf_counter()
                 for c in fresh:
                     reward(c)
-                best[shared] = min(best[shared], (time.perf_counter() - t0) / len(fresh))
-    return best[False], best[True]
+                best[name] = min(best[name], (time.perf_counter() - t0) / len(fresh))
+    return best
 
 
 def set_threads_cost(reps: int = 2000) -> float:
@@ -263,10 +276,14 @@ def main():
     # compile_decoder is pinned in every row: the env's default "auto" would switch to the compiled
     # step after 1,000 steps, in the middle of a measurement.
     pair = interleaved_rates({"eager": _single_env_stepper("tokens", compile_decoder=False),
-                              "compiled": _single_env_stepper("tokens", compile_decoder=True)}, 2 * args.steps)
+                              "compiled": _single_env_stepper("tokens", compile_decoder=True),
+                              "numpy reward": _numpy_reward(_single_env_stepper("tokens", compile_decoder=False))},
+                             3 * args.steps)
     s_tokens, s_comp = pair["eager"], pair["compiled"]
     rows.append(("single env, tokens obs, eager decode", f"{s_tokens:,.0f} steps/s (best of 5 rounds, "
-                 f"alternating with the next row)"))
+                 f"alternating with the next two rows)"))
+    rows.append(("single env, tokens obs, eager decode, numpy reward (DUET_JIT=0)",
+                 f"{pair['numpy reward']:,.0f} steps/s (compiled reward: {s_tokens / pair['numpy reward']:.2f}x)"))
     rows.append(("single env, tokens obs, compiled decode", f"{s_comp:,.0f} steps/s ({s_comp / s_tokens:.2f}x eager; "
                  f"the default \"auto\" after its first 1,000 steps)"))
     s_default = single_env_rate(args.steps, "tokens", torch_threads=None, compile_decoder=False)
@@ -276,10 +293,11 @@ def main():
     rows.append(("set_num_threads set + restore", f"{st * 1e6:.1f} us ({st * s_tokens * 100:.2f} % of a "
                  f"single-env step; paid only when the process is not on 1 thread)"))
     contexts = recorded_contexts(min(args.steps, 500))
-    old, new = reward_pass_costs(contexts)
-    rows.append(("default reward per step, unshared vs shared",
-                 f"{old * 1e6:,.0f} vs {new * 1e6:,.0f} us ({old / new:.2f}x; best of 5 rounds over "
-                 f"{len(contexts)} env contexts)"))
+    cost = reward_pass_costs(contexts)
+    rows.append(("default reward per step: numpy unshared / numpy shared / compiled",
+                 " / ".join(f"{v * 1e6:,.0f}" for v in cost.values()) + f" us (compiled "
+                 f"{cost['numpy, shared'] / cost['compiled']:.1f}x faster than numpy shared; best of 5 "
+                 f"alternating rounds over {len(contexts)} env contexts)"))
     rows.append(("single env, features obs, eager decode",
                  f"{single_env_rate(args.steps, 'features', compile_decoder=False):,.0f} steps/s"))
     for n in (1, 8, 64):

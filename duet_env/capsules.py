@@ -58,6 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .jit import jit_available, jit_enabled, kernel
 from .skeleton import JOINT_INDEX as _J, NUM_JOINTS
 
 # Two partners' capsules may overlap this deep (m) before it counts as penetration: soft tissue
@@ -268,6 +269,8 @@ def deepest_overlap(joints_a: np.ndarray, joints_b: np.ndarray, excused: np.ndar
     (a few per cent of the 324 per frame in SynthDuet's duets) get the exact segment distance, by
     the very same float64 arithmetic as :func:`capsule_gaps`, so the result equals it exactly.
     """
+    if jit_enabled():
+        return _deepest_overlap_compiled(joints_a, joints_b, excused)
     lead, (a0, a1), (b0, b1) = _segment_ends_of_both(joints_a, joints_b)  # (3, C, N) each
     num_frames = a0.shape[-1]
     if excused is not None:  # (N, C, C) -> (C, C, N), the layout below
@@ -294,6 +297,113 @@ def deepest_overlap(joints_a: np.ndarray, joints_b: np.ndarray, excused: np.ndar
         dist = _segment_distance_xyz(a0[:, i, f], a1[:, i, f] - a0[:, i, f], b0[:, j, f], b1[:, j, f] - b0[:, j, f])
         np.maximum.at(depth, f, _RADIUS_SUM[i, j] - dist)
     return depth.reshape(lead)
+
+
+def _deepest_overlap_compiled(joints_a, joints_b, excused) -> np.ndarray:
+    """:func:`deepest_overlap` by the numba kernel :func:`_overlap_kernel` (same value, bit for bit)."""
+    a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
+    if a.shape != b.shape:
+        raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
+    lead = a.shape[:-2]
+    # float32 (the env's) or float64 as given — the kernel widens each coordinate to float64 as
+    # the numpy path does; anything else becomes float64.
+    dtype = a.dtype if a.dtype == b.dtype and a.dtype in (np.float32, np.float64) else np.float64
+    a = np.ascontiguousarray(a.reshape(-1, NUM_JOINTS, 3), dtype)
+    b = np.ascontiguousarray(b.reshape(-1, NUM_JOINTS, 3), dtype)
+    # The kernel reads mask ``frame // frames_per_mask``: one mask for all frames, one per env
+    # (the penetration term's (B, 1, C, C) for frames (B, k)), or one per frame.
+    square = (NUM_CAPSULES, NUM_CAPSULES)
+    frames_per_mask = max(a.shape[0], 1)
+    if excused is None:
+        excused = np.zeros((1,) + square, bool)
+    else:
+        excused = np.asarray(excused, bool)
+        if excused.ndim <= 2:
+            excused = np.broadcast_to(excused, square)[None]
+        elif len(lead) >= 1 and excused.shape == lead[:-1] + (1,) + square:
+            excused, frames_per_mask = excused.reshape((-1,) + square), max(lead[-1], 1)
+        else:
+            excused, frames_per_mask = np.broadcast_to(excused, lead + square).reshape((-1,) + square), 1
+    return _overlap_kernel(a, b, np.ascontiguousarray(excused), frames_per_mask, _STARTS, _ENDS, _TO_HEAD_TOP,
+                           HEAD_TOP_OFFSET, CAPSULE_RADII, _RADIUS_SUM).reshape(lead)
+
+
+def _capsule_ends(joints, starts, ends, to_head_top, head_top_offset, p0, d):
+    """Kernel helper: start ``p0`` and direction ``d = end − start`` ``(C, 3)`` float64 of one
+    frame's joints ``(55, 3)``, exactly as :func:`_segment_ends_xyz` rounds them."""
+    nx = np.float64(joints[15, 0]) - np.float64(joints[12, 0])
+    ny = np.float64(joints[15, 1]) - np.float64(joints[12, 1])
+    nz = np.float64(joints[15, 2]) - np.float64(joints[12, 2])
+    norm = max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-9)
+    up = (nx / norm, ny / norm, nz / norm)
+    for c in range(starts.shape[0]):
+        for k in range(3):
+            start = np.float64(joints[starts[c], k])
+            if to_head_top[c]:
+                end = np.float64(joints[15, k]) + head_top_offset * up[k]
+            else:
+                end = np.float64(joints[ends[c], k])
+            p0[c, k] = start
+            d[c, k] = end - start
+
+
+def _pair_distance(p0, d1, q0, d2):
+    """Kernel helper: :func:`_segment_distance_xyz` of two segments ``(3,)``, the same operations."""
+    r0, r1, r2 = p0[0] - q0[0], p0[1] - q0[1], p0[2] - q0[2]
+    a = d1[0] * d1[0] + d1[1] * d1[1] + d1[2] * d1[2]
+    b = d1[0] * d2[0] + d1[1] * d2[1] + d1[2] * d2[2]
+    c = d1[0] * r0 + d1[1] * r1 + d1[2] * r2
+    e = d2[0] * d2[0] + d2[1] * d2[1] + d2[2] * d2[2]
+    f = d2[0] * r0 + d2[1] * r1 + d2[2] * r2
+    denom = a * e - b * b
+    s = min(max((b * f - c * e) / max(denom, _EPS), 0.0), 1.0) * (1.0 if denom > _EPS else 0.0)
+    t = min(max((b * s + f) / max(e, _EPS), 0.0), 1.0)
+    s = min(max((b * t - c) / max(a, _EPS), 0.0), 1.0)
+    x = r0 + s * d1[0] - t * d2[0]
+    y = r1 + s * d1[1] - t * d2[1]
+    z = r2 + s * d1[2] - t * d2[2]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+def _overlap_kernel(a, b, excused, frames_per_mask, starts, ends, to_head_top, head_top_offset, radius, radius_sum):
+    """Deepest overlap ``(N,)`` of joints ``a``, ``b`` ``(N, 55, 3)`` (float32 or float64); frame ``f`` skips the
+    pairs of ``excused[f // frames_per_mask]`` ``(C, C)``. A pair is tested exactly unless its
+    bounding spheres are apart (then its gap is positive and it cannot raise the maximum), so the
+    result equals the numpy path's."""
+    n, num = a.shape[0], starts.shape[0]
+    depth = np.zeros(n)
+    pa, da = np.empty((num, 3)), np.empty((num, 3))
+    pb, db = np.empty((num, 3)), np.empty((num, 3))
+    reach_a, reach_b = np.empty(num), np.empty(num)
+    for fr in range(n):
+        _capsule_ends(a[fr], starts, ends, to_head_top, head_top_offset, pa, da)
+        _capsule_ends(b[fr], starts, ends, to_head_top, head_top_offset, pb, db)
+        for c in range(num):  # bounding sphere about the segment's midpoint: half length + radius
+            reach_a[c] = 0.5 * np.sqrt(da[c, 0] ** 2 + da[c, 1] ** 2 + da[c, 2] ** 2) + radius[c]
+            reach_b[c] = 0.5 * np.sqrt(db[c, 0] ** 2 + db[c, 1] ** 2 + db[c, 2] ** 2) + radius[c]
+        ex = excused[fr // frames_per_mask]
+        deepest = 0.0
+        for i in range(num):
+            for j in range(num):
+                if ex[i, j]:
+                    continue
+                # Broad phase: spheres apart by more than 1 µm -> gap > 0, cannot be the deepest.
+                cx = (pa[i, 0] + 0.5 * da[i, 0]) - (pb[j, 0] + 0.5 * db[j, 0])
+                cy = (pa[i, 1] + 0.5 * da[i, 1]) - (pb[j, 1] + 0.5 * db[j, 1])
+                cz = (pa[i, 2] + 0.5 * da[i, 2]) - (pb[j, 2] + 0.5 * db[j, 2])
+                reach = reach_a[i] + reach_b[j] + 1e-6
+                if cx * cx + cy * cy + cz * cz > reach * reach:
+                    continue
+                over = radius_sum[i, j] - _pair_distance(pa[i], da[i], pb[j], db[j])
+                if over > deepest:
+                    deepest = over
+        depth[fr] = deepest
+    return depth
+
+
+if jit_available():  # compiled lazily, on the first call
+    _capsule_ends, _pair_distance = kernel(_capsule_ends), kernel(_pair_distance)
+    _overlap_kernel = kernel(_overlap_kernel)
 
 
 def overlap_depth(gaps: np.ndarray, excused: np.ndarray | None = None) -> np.ndarray:

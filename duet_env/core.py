@@ -228,6 +228,9 @@ class DuetCore:
             rootvel = out.get("root_velocity")
             if rootvel is not None:
                 rootvel = (rootvel.detach().cpu().numpy() / FPS).astype(np.float32)  # m/s -> m/frame
+        if not np.isfinite(joints).all():
+            raise FloatingPointError("the decoder produced NaN or inf joints: check that the tokenizer checkpoint "
+                                     "is intact and matches its config (duet_env.tokenizer.load)")
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
         first = self.t == 0
         if first.any():  # the history before the first token repeats the first decoded frame
@@ -238,7 +241,9 @@ class DuetCore:
         self.follower_history[:, -1] = a
         t_next = self.t + 1
         idx = (t_next * TOKEN_FRAMES)[:, None] + self._ctx
-        ctx = StepContext(
+        # unchecked: every array below has the context's dtype and shape by construction, the
+        # leader and music were checked when the clips were loaded, the decoded joints just above.
+        ctx = StepContext.unchecked(
             leader_joints=self.leader_frames[self._arange[:, None], idx],
             follower_joints=self.follower_joints_hist,
             music_beat=self.music_frames[self._arange[:, None], idx, BEAT_COLUMN] > 0.5,

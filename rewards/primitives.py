@@ -7,6 +7,8 @@ description for this project.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # The segment distances live with the shared capsule body model; re-exported for the terms.
@@ -19,35 +21,73 @@ _FINITE_SUPPORT = ("linear", "quadratic", "cosine")
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
+# Integer codes of the sigmoids, for the compiled twins of the terms (rewards.kernels).
+SIGMOID_CODES: dict[str, int] = {k: i for i, k in enumerate(_SIGMOIDS)}
+
+
+def sigmoid_constant(kind: str, value_at_margin: float) -> float:
+    """The scale ``k`` of sigmoid ``kind`` that puts ``value_at_margin`` at distance 1 (formulas in
+    :func:`_sigmoid`), as a float64."""
+    v = value_at_margin
+    if kind == "gaussian":
+        return np.sqrt(-2.0 * np.log(v))
+    if kind == "hyperbolic":
+        return np.arccosh(1.0 / v)
+    if kind == "long_tail":
+        return np.sqrt(1.0 / v - 1.0)
+    if kind == "reciprocal":
+        return 1.0 / v - 1.0
+    if kind == "tanh_squared":
+        return np.arctanh(np.sqrt(1.0 - v))
+    if kind == "linear":
+        return 1.0 - v
+    if kind == "quadratic":
+        return np.sqrt(1.0 - v)
+    if kind == "cosine":
+        return np.arccos(2.0 * v - 1.0) / np.pi
+    raise ValueError(f"unknown sigmoid {kind!r}; known: {', '.join(_SIGMOIDS)}")
+
+
 def _sigmoid(x: np.ndarray, value_at_margin: float, kind: str) -> np.ndarray:
     """A decreasing map of the normalised distance ``x >= 0`` with ``s(0) = 1`` and ``s(1) = value_at_margin``."""
-    v = value_at_margin
+    k = sigmoid_constant(kind, value_at_margin)
     if kind == "gaussian":  # exp(-½ (x k)²), k = sqrt(-2 ln v)
-        k = np.sqrt(-2.0 * np.log(v))
         return np.exp(-0.5 * (x * k) ** 2)
     if kind == "hyperbolic":  # 1 / cosh(x k), k = arccosh(1/v)
-        k = np.arccosh(1.0 / v)
         return 1.0 / np.cosh(x * k)
     if kind == "long_tail":  # 1 / ((x k)² + 1), k = sqrt(1/v − 1)
-        k = np.sqrt(1.0 / v - 1.0)
         return 1.0 / ((x * k) ** 2 + 1.0)
     if kind == "reciprocal":  # 1 / (|x| k + 1), k = 1/v − 1
-        k = 1.0 / v - 1.0
         return 1.0 / (np.abs(x) * k + 1.0)
     if kind == "tanh_squared":  # 1 − tanh(x k)², k = arctanh(sqrt(1 − v))
-        k = np.arctanh(np.sqrt(1.0 - v))
         return 1.0 - np.tanh(x * k) ** 2
     if kind == "linear":  # 1 − x k clipped at 0, k = 1 − v
-        y = 1.0 - x * (1.0 - v)
-        return np.clip(y, 0.0, 1.0)
+        return np.clip(1.0 - x * k, 0.0, 1.0)
     if kind == "quadratic":  # 1 − (x k)² clipped at 0, k = sqrt(1 − v)
-        y = 1.0 - (x * np.sqrt(1.0 - v)) ** 2
-        return np.clip(y, 0.0, 1.0)
-    if kind == "cosine":  # (1 + cos(π x k)) / 2 for x k < 1, else 0; k = arccos(2v − 1)/π
-        k = np.arccos(2.0 * v - 1.0) / np.pi
-        xk = x * k
-        return np.where(xk < 1.0, (1.0 + np.cos(np.pi * np.minimum(xk, 1.0))) / 2.0, 0.0)
-    raise ValueError(f"unknown sigmoid {kind!r}; known: {', '.join(_SIGMOIDS)}")
+        return np.clip(1.0 - (x * k) ** 2, 0.0, 1.0)
+    # cosine: (1 + cos(π x k)) / 2 for x k < 1, else 0; k = arccos(2v − 1)/π
+    xk = x * k
+    return np.where(xk < 1.0, (1.0 + np.cos(np.pi * np.minimum(xk, 1.0))) / 2.0, 0.0)
+
+
+@functools.lru_cache(maxsize=1024)
+def tolerance_spec(low: float, high: float, margin: float = 0.0, sigmoid: str = "gaussian",
+                   value_at_margin: float = 0.1) -> tuple[float, float, float, int, float]:
+    """Scalar :func:`tolerance` options, checked, as ``(low, high, margin, sigmoid code, k)`` floats
+    for the compiled terms (:mod:`rewards.kernels`); cached, so a term may call it every step.
+    Raises ValueError on bad options, with :func:`tolerance`'s messages."""
+    if not low <= high:
+        raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {(low, high)}")
+    if margin < 0:
+        raise ValueError(f"tolerance: margin must be >= 0; got {margin}")
+    if sigmoid not in _SIGMOIDS:
+        raise ValueError(f"tolerance: unknown sigmoid {sigmoid!r}; known: {', '.join(_SIGMOIDS)}")
+    low_ok = 0.0 if sigmoid in _FINITE_SUPPORT else _TINY
+    if not (low_ok <= value_at_margin < 1.0):
+        raise ValueError(f"tolerance: value_at_margin must be in [{'0' if low_ok == 0 else '>0'}, 1) "
+                         f"for sigmoid {sigmoid!r}; got {value_at_margin}")
+    return (float(low), float(high), float(margin), SIGMOID_CODES[sigmoid],
+            float(sigmoid_constant(sigmoid, value_at_margin)))
 
 
 def tolerance(x, bounds: tuple[float, float] = (0.0, 0.0), margin: float = 0.0,
@@ -62,25 +102,18 @@ def tolerance(x, bounds: tuple[float, float] = (0.0, 0.0), margin: float = 0.0,
     Source: dm_control ``rewards.tolerance`` (Tassa et al. 2018), reimplemented.
     """
     lo, hi = bounds[0], bounds[1]
-    # Scalar bounds (every built-in term's) are checked as float64 scalars — as strongly typed as
-    # the 0-d arrays of the general path, so the arithmetic is the same — because the array checks
-    # cost more than the rest of the call on the env's small batches.
+    # Scalar bounds (every built-in term's) are checked once per option set (tolerance_spec's
+    # cache) and used as float64 scalars — as strongly typed as the 0-d arrays of the general
+    # path, so the arithmetic is the same — because the checks cost more than the rest of the
+    # call on the env's small batches.
     if np.ndim(lo) == 0 and np.ndim(hi) == 0:
+        tolerance_spec(float(lo), float(hi), float(margin), sigmoid, float(value_at_margin))
         lo, hi = np.float64(lo), np.float64(hi)
-        if lo > hi:
-            raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
     else:
         lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
         if np.any(lo > hi):
             raise ValueError(f"tolerance: bounds must be (low, high) with low <= high; got {bounds}")
-    if margin < 0:
-        raise ValueError(f"tolerance: margin must be >= 0; got {margin}")
-    if sigmoid not in _SIGMOIDS:
-        raise ValueError(f"tolerance: unknown sigmoid {sigmoid!r}; known: {', '.join(_SIGMOIDS)}")
-    low_ok = 0.0 if sigmoid in _FINITE_SUPPORT else _TINY
-    if not (low_ok <= value_at_margin < 1.0):
-        raise ValueError(f"tolerance: value_at_margin must be in [{'0' if low_ok == 0 else '>0'}, 1) "
-                         f"for sigmoid {sigmoid!r}; got {value_at_margin}")
+        tolerance_spec(0.0, 0.0, float(margin), sigmoid, float(value_at_margin))
     x = np.asarray(x)
     out_dtype = x.dtype if x.dtype.kind == "f" else np.float64
     in_bounds = (lo <= x) & (x <= hi)

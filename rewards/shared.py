@@ -47,6 +47,7 @@ from .terms.contact import palms
 from .terms.smooth import token_jerk
 
 _BODY = list(BODY_JOINTS)
+_BODY_SLICE = slice(_BODY[0], _BODY[-1] + 1) if _BODY == list(range(_BODY[0], _BODY[-1] + 1)) else None
 _state = threading.local()
 
 
@@ -109,7 +110,9 @@ class SharedPass:
     # ---- the follower's body over the whole context: speeds, beats, jerk -------------------
     @functools.cached_property
     def follower_body(self) -> np.ndarray:
-        return self.ctx.follower_joints[:, :, _BODY]
+        # The body joints are the first 22 of the 55: a view, not a copy (same values).
+        return self.ctx.follower_joints[:, :, _BODY_SLICE] if _BODY_SLICE is not None else \
+            self.ctx.follower_joints[:, :, _BODY]
 
     @functools.cached_property
     def follower_body_speed(self) -> np.ndarray:

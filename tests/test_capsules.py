@@ -164,4 +164,4 @@ def test_capsules_module_imports_no_env_data_or_agents():
     tree = ast.parse(inspect.getsource(capsules))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "typing", "numpy", "skeleton"}, imported
+    assert imported <= {"__future__", "typing", "numpy", "skeleton", "jit"}, imported

@@ -2,9 +2,13 @@
 delivered with a fixed one-token delay."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
+
+from duet_env.jit import jit_available, jit_enabled, kernel
 
 from ..context import StepContext
 from ..registry import RewardTerm, register
@@ -34,6 +38,9 @@ def dance_beats(joints: np.ndarray, fps: float, sigma: float, radius: int, depth
 def mean_joint_speed(joints: np.ndarray, fps: float) -> np.ndarray:
     """Mean joint speed ``(B, F − 1)`` (frames 1 … F−1) of joints ``(B, F, J, 3)``:
     speed_f = mean_j |x_f,j − x_f−1,j| · fps."""
+    if jit_enabled() and joints.ndim == 4 and joints.dtype == np.float32 and 1 <= joints.shape[2] <= 128 \
+            and joints.shape[1] >= 1 and joints.shape[3] == 3:
+        return _speed_kernel(joints, np.float32(fps))  # the same float32 values (tests/test_jit.py)
     step = joints[:, 1:] - joints[:, :-1]
     # einsum: the same sum of squares as np.linalg.norm without its (B, F, J, 3) temporary (2.6x faster)
     return np.sqrt(np.einsum("bfjk,bfjk->bfj", step, step)).mean(-1) * fps
@@ -44,6 +51,12 @@ def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float 
     """:func:`dance_beats` from the mean joint speed ``(B, F − 1)`` of frames 1 … F−1 -> ``(B, F)`` bool."""
     if not 0.0 <= depth < 1.0:
         raise ValueError(f"dance_beats: depth must be in [0, 1); got {depth}")
+    if jit_enabled() and speed.ndim == 2 and speed.dtype in (np.float32, np.float64) and speed.shape[1] >= 1:
+        # The same beats by one numba kernel (bit for bit: tests/test_jit.py).
+        weights = _gaussian_weights(float(sigma), int(radius)) if sigma > 0 else np.ones(1)
+        # (1 − depth) · peak in the dtype numpy would use (float32 for float32 speeds).
+        factor = (1.0 - depth) * np.ones(1, speed.dtype)
+        return _beats_kernel(np.ascontiguousarray(speed), weights, factor, depth > 0, int(half_window))
     if sigma > 0:
         speed = gaussian_filter1d(speed, sigma, axis=1, mode="nearest", truncate=radius / sigma)
     inner = speed[:, 1:-1]
@@ -58,6 +71,117 @@ def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float 
     beats = np.zeros((speed.shape[0], speed.shape[1] + 1), bool)
     beats[:, 2:-1] = is_min
     return beats
+
+
+@functools.lru_cache(maxsize=32)
+def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """The kernel scipy's ``gaussian_filter1d(..., truncate=radius / sigma)`` applies, read off its
+    response to a unit impulse (so the weights are scipy's own, not a re-derivation)."""
+    impulse = np.zeros(2 * radius + 1)
+    impulse[radius] = 1.0
+    weights = gaussian_filter1d(impulse, sigma, mode="constant", truncate=radius / sigma)
+    weights.setflags(write=False)
+    return weights
+
+
+def _pairwise_sum(a, n):
+    """Kernel helper: numpy's pairwise summation of ``a[:n]`` for ``n <= 128`` (eight running sums
+    combined as a tree, then the remainder), which ``mean`` of a float32 row uses; same rounding."""
+    if n < 8:
+        res = a[0] - a[0]  # zero of a's own type (a[0] * 0 would be float64: int promotes)
+        for i in range(n):
+            res += a[i]
+        return res
+    r = a[:8].copy()
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            r[j] += a[i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += a[i]
+        i += 1
+    return res
+
+
+def _speed_kernel(joints, fps):
+    """:func:`mean_joint_speed` of float32 joints ``(B, F, J, 3)``, ``J <= 128``, in float32 as numpy
+    computes it (squares summed in order, square root, the row's mean by pairwise summation)."""
+    b, f, num = joints.shape[0], joints.shape[1], joints.shape[2]
+    out = np.empty((b, max(f - 1, 0)), np.float32)
+    norms = np.empty(num, np.float32)
+    for e in range(b):
+        for t in range(1, f):
+            for j in range(num):
+                acc = np.float32(0.0)
+                for c in range(3):
+                    d = joints[e, t, j, c] - joints[e, t - 1, j, c]
+                    acc += d * d
+                norms[j] = np.sqrt(acc)
+            out[e, t - 1] = _pairwise_sum(norms, num) / np.float32(num) * fps
+    return out
+
+
+def _beats_kernel(speed, weights, factor, test_depth, half_window):
+    """:func:`beats_from_speed` in one pass (numba; the numpy code is the reference).
+
+    Smoothing: scipy's ``correlate1d`` for a symmetric kernel, in its order of additions,
+    ``acc = w_0 x_i + Σ_{j=r…1} w_j (x_{i−j} + x_{i+j})`` in float64 with the ends repeated
+    ("nearest"), rounded to the speed's dtype as scipy stores it.
+    """
+    b, n = speed.shape
+    r = weights.shape[0] // 2
+    smooth = np.empty_like(speed)
+    beats = np.zeros((b, n + 1), np.bool_)
+    for e in range(b):
+        x = speed[e]
+        for i in range(n):
+            if r == 0:
+                smooth[e, i] = x[i]
+                continue
+            acc = np.float64(x[i]) * weights[r]
+            for j in range(r, 0, -1):
+                lo, hi = max(i - j, 0), min(i + j, n - 1)
+                acc += (np.float64(x[lo]) + np.float64(x[hi])) * weights[r - j]
+            smooth[e, i] = acc
+        s = smooth[e]
+        for i in range(1, n - 1):
+            if not (s[i] < s[i - 1] and s[i] < s[i + 1]):
+                continue
+            if test_depth:  # the speed must rise to s_i / (1 − depth) within h frames on both sides
+                left = s[i]
+                for g in range(max(i - half_window, 0), i):
+                    left = max(left, s[g])
+                right = s[i]
+                for g in range(i + 1, min(i + half_window, n - 1) + 1):
+                    right = max(right, s[g])
+                if not s[i] <= factor[0] * min(left, right):
+                    continue
+            beats[e, i + 1] = True
+    return beats
+
+
+def _payout_kernel(music_beat, dance, pending, step, is_last, k):
+    """Kernel of :meth:`BeatTerm.compute`'s payout: the previous window's eq. 21 value where it is
+    pending (and ``step > 0``), plus the current window's at the last step."""
+    b, f = music_beat.shape
+    out = np.zeros(b)
+    for e in range(b):
+        for window, pay in ((f - 2 * k, pending[e] and step[e] > 0), (f - k, is_last[e])):
+            if not pay:
+                continue
+            music = danced = False
+            for i in range(window, window + k):
+                music |= music_beat[e, i]
+                danced |= dance[e, i]
+            out[e] += -1.0 if music and not danced else 1.0
+    return out
+
+
+if jit_available():  # compiled lazily, on the first call
+    _pairwise_sum, _speed_kernel, _beats_kernel = kernel(_pairwise_sum), kernel(_speed_kernel), kernel(_beats_kernel)
+    _payout_kernel = kernel(_payout_kernel)
 
 
 @register("beat")
@@ -149,6 +273,10 @@ class BeatTerm(RewardTerm):
             # First call (or a new batch size): any env past its first step has a pending window.
             self._pending = ctx.step > 0
         dance = ctx.shared.dance_beats(self.sigma, self.radius, self.depth, self.half_window)
+        if jit_enabled():  # the same payout in one compiled call
+            out = _payout_kernel(ctx.music_beat, dance, self._pending, ctx.step, ctx.is_last, k)
+            self._pending = ~ctx.is_last
+            return out
         prev = slice(f - 2 * k, f - k)
         cur = slice(f - k, f)
         pay_prev = self._pending & (ctx.step > 0)

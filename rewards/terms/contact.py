@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance
+from ..primitives import tolerance, tolerance_spec
 from ..registry import RewardTerm, register
 
 # Palm centre = mean of the wrist and the first joints of index, middle, pinky and ring fingers.
 LEFT_PALM = (20, 25, 28, 31, 34)
 RIGHT_PALM = (21, 40, 43, 46, 49)
+_LEFT, _RIGHT = np.array(LEFT_PALM), np.array(RIGHT_PALM)
 
 
 def palms(joints: np.ndarray) -> np.ndarray:
@@ -44,6 +48,10 @@ class ContactTerm(RewardTerm):
         self.config = {"hold": self.hold, "margin": self.margin, "sigmoid": sigmoid, "neutral": self.neutral}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
+        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
+            return kernels.contact(ctx.follower_joints, ctx.leader_joints, ctx.hold_expected, ctx.token_frames,
+                                   _LEFT, _RIGHT, self.neutral, *tolerance_spec(0.0, self.hold, self.margin,
+                                                                                self.sigmoid))
         pf, pl = ctx.shared.follower_palms, ctx.shared.leader_palms  # (B, 4, 2, 3) each
         d = np.linalg.norm(pf[..., :, None, :] - pl[..., None, :, :], axis=-1).min(axis=(-2, -1))
         score = tolerance(d, (0.0, self.hold), self.margin, self.sigmoid).mean(axis=1)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance
+from ..primitives import tolerance, tolerance_spec
 from ..registry import RewardTerm, register
 
 
@@ -31,6 +34,10 @@ class DistanceTerm(RewardTerm):
         self.config = {"margin": self.margin, "sigmoid": sigmoid}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
+        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
+            _, _, margin, kind, k = tolerance_spec(0.0, 0.0, self.margin, self.sigmoid)
+            return kernels.distance(ctx.follower_joints, ctx.leader_joints, ctx.distance_range, ctx.token_frames,
+                                    margin, kind, k)
         delta = ctx.current(ctx.follower_joints)[..., 0, :] - ctx.current(ctx.leader_joints)[..., 0, :]
         d = np.hypot(delta[..., 0], delta[..., 2])
         lo, hi = ctx.distance_range[:, :1], ctx.distance_range[:, 1:]

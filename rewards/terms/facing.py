@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance, wrap_angle
+from ..primitives import tolerance, tolerance_spec, wrap_angle
 from ..registry import RewardTerm, register
 
 
@@ -33,6 +36,9 @@ class FacingTerm(RewardTerm):
         self.config = {"tolerance_deg": float(tolerance_deg), "margin_deg": float(margin_deg), "sigmoid": sigmoid}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
+        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
+            return kernels.facing(ctx.follower_joints, ctx.leader_joints, ctx.facing_expected, ctx.token_frames,
+                                  *tolerance_spec(0.0, self.tol, self.margin, self.sigmoid))
         psi_f, psi_l = ctx.shared.follower_heading, ctx.shared.leader_heading
         err = np.abs(wrap_angle(psi_f - psi_l - ctx.facing_expected[:, None]))
         return tolerance(err, (0.0, self.tol), self.margin, self.sigmoid).mean(axis=1)

@@ -5,8 +5,11 @@ import numpy as np
 
 from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask
 
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance
+from ..primitives import tolerance, tolerance_spec
 from ..registry import RewardTerm, register
 
 __all__ = ["CAPSULES", "PenetrationTerm", "penetration_depth"]
@@ -67,5 +70,7 @@ class PenetrationTerm(RewardTerm):
         # ctx.shared.capsule_gaps, several times faster); shared in case another term wants it.
         depth = ctx.shared.cached("penetration_depth", lambda c: penetration_depth(
             c.current(c.follower_joints), c.current(c.leader_joints), c.hold_expected))
+        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
+            return kernels.overlap_penalty(depth, *tolerance_spec(0.0, self.allowance, self.scale, "linear", 0.0))
         free = tolerance(depth, (0.0, self.allowance), self.scale, "linear", 0.0)
         return -(1.0 - free).mean(axis=1)

@@ -5,8 +5,11 @@ import numpy as np
 
 from duet_env.conventions import FOOT_JOINTS
 
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance
+from ..primitives import tolerance, tolerance_spec
 from ..registry import RewardTerm, register
 
 
@@ -54,6 +57,9 @@ class SkatingTerm(RewardTerm):
 
     def compute(self, ctx: StepContext) -> np.ndarray:
         k = ctx.token_frames
+        if ctx.follower_root_velocity_pred is not None and jit_enabled():  # one compiled call, same value
+            return kernels.root_velocity(ctx.follower_joints, ctx.follower_root_velocity_pred, k,
+                                         *tolerance_spec(0.0, self.root_tolerance, self.root_margin, "linear", 0.0))
         if ctx.follower_root_velocity_pred is not None:
             pelvis = ctx.follower_joints[:, -k - 1:, 0, :]
             actual = np.diff(pelvis, axis=1)  # (B, k, 3) metres/frame

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from duet_env.conventions import BODY_JOINTS
+from duet_env.jit import jit_enabled
+
+from .. import kernels
 from ..context import StepContext
-from ..primitives import tolerance
+from ..primitives import tolerance, tolerance_spec
 from ..registry import RewardTerm, register
 
 # Per-token jerk of the SynthDuet ground-truth followers (train split, synthduet-2: 66 clips,
@@ -12,6 +16,7 @@ from ..registry import RewardTerm, register
 # max 433.9 (test split: 95th 111.4, 99th 162.6). See SmoothTerm for how it is measured.
 # synthduet-3 (only the closed hold's resting hand moved): 87.0, 120.4, 195.2, 289.0, 433.9.
 GT_JERK_P95 = 120.0
+_BODY = np.array(BODY_JOINTS)
 
 
 def token_jerk(joints: np.ndarray, fps: float, frames: int) -> np.ndarray:
@@ -71,5 +76,8 @@ class SmoothTerm(RewardTerm):
         k = ctx.token_frames
         if ctx.num_frames < k + 3:
             raise ValueError(f"smooth needs at least {k + 3} context frames; got F={ctx.num_frames}")
+        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
+            return kernels.jerk(ctx.follower_joints, _BODY, k, float(ctx.fps) ** 3,
+                                *tolerance_spec(0.0, self.bound, self.margin, "cosine", 0.0))
         jerk = ctx.shared.follower_jerk
         return tolerance(jerk, (0.0, self.bound), self.margin, "cosine", 0.0)
