@@ -324,8 +324,7 @@ def _deepest_overlap_compiled(joints_a, joints_b, excused) -> np.ndarray:
             excused, frames_per_mask = excused.reshape((-1,) + square), max(lead[-1], 1)
         else:
             excused, frames_per_mask = np.broadcast_to(excused, lead + square).reshape((-1,) + square), 1
-    return _overlap_kernel(a, b, np.ascontiguousarray(excused), frames_per_mask, _STARTS, _ENDS, _TO_HEAD_TOP,
-                           HEAD_TOP_OFFSET, CAPSULE_RADII, _RADIUS_SUM).reshape(lead)
+    return _overlap_kernel(a, b, np.ascontiguousarray(excused), frames_per_mask).reshape(lead)
 
 
 def _capsule_ends(joints, starts, ends, to_head_top, head_top_offset, p0, d):
@@ -365,45 +364,71 @@ def _pair_distance(p0, d1, q0, d2):
     return np.sqrt(x * x + y * y + z * z)
 
 
-def _overlap_kernel(a, b, excused, frames_per_mask, starts, ends, to_head_top, head_top_offset, radius, radius_sum):
-    """Deepest overlap ``(N,)`` of joints ``a``, ``b`` ``(N, 55, 3)`` (float32 or float64); frame ``f`` skips the
-    pairs of ``excused[f // frames_per_mask]`` ``(C, C)``. A pair is tested exactly unless its
-    bounding spheres are apart (then its gap is positive and it cannot raise the maximum), so the
-    result equals the numpy path's."""
-    n, num = a.shape[0], starts.shape[0]
-    depth = np.zeros(n)
+def _frame_overlap(ja, jb, ex):
+    """Kernel helper: deepest overlap (m, ≥ 0) of one frame's joints ``ja``, ``jb`` ``(55, 3)``,
+    skipping the pairs ``ex`` ``(C, C)``. A pair is tested exactly unless its bounding spheres are
+    apart (then its gap is positive and it cannot raise the maximum), so the result equals the
+    numpy path's. The capsule table is read from this module's constants (frozen at compile)."""
+    num = _STARTS.shape[0]
     pa, da = np.empty((num, 3)), np.empty((num, 3))
     pb, db = np.empty((num, 3)), np.empty((num, 3))
     reach_a, reach_b = np.empty(num), np.empty(num)
-    for fr in range(n):
-        _capsule_ends(a[fr], starts, ends, to_head_top, head_top_offset, pa, da)
-        _capsule_ends(b[fr], starts, ends, to_head_top, head_top_offset, pb, db)
-        for c in range(num):  # bounding sphere about the segment's midpoint: half length + radius
-            reach_a[c] = 0.5 * np.sqrt(da[c, 0] ** 2 + da[c, 1] ** 2 + da[c, 2] ** 2) + radius[c]
-            reach_b[c] = 0.5 * np.sqrt(db[c, 0] ** 2 + db[c, 1] ** 2 + db[c, 2] ** 2) + radius[c]
-        ex = excused[fr // frames_per_mask]
-        deepest = 0.0
-        for i in range(num):
-            for j in range(num):
-                if ex[i, j]:
-                    continue
-                # Broad phase: spheres apart by more than 1 µm -> gap > 0, cannot be the deepest.
-                cx = (pa[i, 0] + 0.5 * da[i, 0]) - (pb[j, 0] + 0.5 * db[j, 0])
-                cy = (pa[i, 1] + 0.5 * da[i, 1]) - (pb[j, 1] + 0.5 * db[j, 1])
-                cz = (pa[i, 2] + 0.5 * da[i, 2]) - (pb[j, 2] + 0.5 * db[j, 2])
-                reach = reach_a[i] + reach_b[j] + 1e-6
-                if cx * cx + cy * cy + cz * cz > reach * reach:
-                    continue
-                over = radius_sum[i, j] - _pair_distance(pa[i], da[i], pb[j], db[j])
-                if over > deepest:
-                    deepest = over
-        depth[fr] = deepest
+    _capsule_ends(ja, _STARTS, _ENDS, _TO_HEAD_TOP, HEAD_TOP_OFFSET, pa, da)
+    _capsule_ends(jb, _STARTS, _ENDS, _TO_HEAD_TOP, HEAD_TOP_OFFSET, pb, db)
+    for c in range(num):  # bounding sphere about the segment's midpoint: half length + radius
+        reach_a[c] = 0.5 * np.sqrt(da[c, 0] ** 2 + da[c, 1] ** 2 + da[c, 2] ** 2) + CAPSULE_RADII[c]
+        reach_b[c] = 0.5 * np.sqrt(db[c, 0] ** 2 + db[c, 1] ** 2 + db[c, 2] ** 2) + CAPSULE_RADII[c]
+    deepest = 0.0
+    for i in range(num):
+        for j in range(num):
+            if ex[i, j]:
+                continue
+            # Broad phase: spheres apart by more than 1 µm -> gap > 0, cannot be the deepest.
+            cx = (pa[i, 0] + 0.5 * da[i, 0]) - (pb[j, 0] + 0.5 * db[j, 0])
+            cy = (pa[i, 1] + 0.5 * da[i, 1]) - (pb[j, 1] + 0.5 * db[j, 1])
+            cz = (pa[i, 2] + 0.5 * da[i, 2]) - (pb[j, 2] + 0.5 * db[j, 2])
+            reach = reach_a[i] + reach_b[j] + 1e-6
+            if cx * cx + cy * cy + cz * cz > reach * reach:
+                continue
+            over = _RADIUS_SUM[i, j] - _pair_distance(pa[i], da[i], pb[j], db[j])
+            if over > deepest:
+                deepest = over
+    return deepest
+
+
+def _overlap_kernel(a, b, excused, frames_per_mask):
+    """Deepest overlap ``(N,)`` of joints ``a``, ``b`` ``(N, 55, 3)`` (float32 or float64); frame
+    ``f`` skips the pairs of ``excused[f // frames_per_mask]`` ``(C, C)``."""
+    depth = np.zeros(a.shape[0])
+    for fr in range(a.shape[0]):
+        depth[fr] = _frame_overlap(a[fr], b[fr], excused[fr // frames_per_mask])
     return depth
 
 
+def _last_frames_kernel(a, b, hold, hold_mask, frames):
+    depth = np.zeros((a.shape[0], frames))
+    none = np.zeros_like(hold_mask)
+    for e in range(a.shape[0]):
+        ex = hold_mask if hold[e] else none
+        for i in range(frames):
+            fr = a.shape[1] - frames + i
+            depth[e, i] = _frame_overlap(a[e, fr], b[e, fr], ex)
+    return depth
+
+
+def last_frames_overlap(joints_a: np.ndarray, joints_b: np.ndarray, hold: np.ndarray, hold_mask: np.ndarray,
+                        frames: int) -> np.ndarray:
+    """``deepest_overlap(joints_a[:, -frames:], joints_b[:, -frames:], hold[:, None, None, None] & hold_mask)``
+    ``(B, frames)`` for joints ``(B, F, 55, 3)`` and ``hold`` ``(B,)``, in one compiled call (the
+    penetration term's step; :mod:`duet_env.jit`). Needs numba; equal to the numpy path bit for bit."""
+    if not jit_available():  # pragma: no cover
+        raise RuntimeError("last_frames_overlap needs numba; use deepest_overlap")
+    return _last_frames_kernel(joints_a, joints_b, hold, hold_mask, int(frames))
+
+
 if jit_available():  # compiled lazily, on the first call
-    _capsule_ends, _pair_distance = kernel(_capsule_ends), kernel(_pair_distance)
-    _overlap_kernel = kernel(_overlap_kernel)
+    _capsule_ends, _pair_distance, _frame_overlap = kernel(_capsule_ends), kernel(_pair_distance), kernel(_frame_overlap)
+    _overlap_kernel, _last_frames_kernel = kernel(_overlap_kernel), kernel(_last_frames_kernel)
 
 
 def overlap_depth(gaps: np.ndarray, excused: np.ndarray | None = None) -> np.ndarray:

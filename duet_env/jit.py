@@ -16,6 +16,8 @@ Rules every kernel follows:
   machine pays the compile (about 8 s for all of them on this 2-core machine); later processes
   load them from the cache (about 0.4 s). Compiles across processes are serialised by a file
   lock (:func:`kernel`), so vector-env workers or test workers starting together are safe.
+* A kernel reads constants from, and calls other kernels of, its own file only: numba's cache
+  is keyed on the kernel's own source file, so code inlined from another file could go stale.
 * No numba, ``DUET_JIT=0`` in the environment, or :func:`use_jit` ``(False)`` selects the numpy
   path. Values are the same either way, only the speed differs.
 

@@ -20,11 +20,14 @@ import numpy as np
 
 from duet_env.jit import jit_available, kernel
 
-from .primitives import SIGMOID_CODES
-
-_GAUSSIAN, _HYPERBOLIC, _LONG_TAIL, _RECIPROCAL, _TANH_SQUARED, _LINEAR, _QUADRATIC, _COSINE = (
-    SIGMOID_CODES[k] for k in ("gaussian", "hyperbolic", "long_tail", "reciprocal", "tanh_squared", "linear",
-                               "quadratic", "cosine"))
+# The sigmoids' integer codes. Defined here, as literals, because numba's on-disk cache is keyed
+# on this file alone: constants a kernel reads must live in the kernel's own file (and so must
+# the kernels it calls), or a change elsewhere would leave stale machine code in the cache.
+# rewards.primitives.tolerance_spec hands these codes out.
+_GAUSSIAN, _HYPERBOLIC, _LONG_TAIL, _RECIPROCAL, _TANH_SQUARED, _LINEAR, _QUADRATIC, _COSINE = range(8)
+SIGMOID_CODES: dict[str, int] = {"gaussian": _GAUSSIAN, "hyperbolic": _HYPERBOLIC, "long_tail": _LONG_TAIL,
+                                 "reciprocal": _RECIPROCAL, "tanh_squared": _TANH_SQUARED, "linear": _LINEAR,
+                                 "quadratic": _QUADRATIC, "cosine": _COSINE}
 
 _PI32 = np.float32(np.pi)
 _TWO_PI32 = np.float32(2.0 * np.pi)
@@ -32,7 +35,7 @@ _TWO_PI32 = np.float32(2.0 * np.pi)
 
 def tolerance_value(x, lo, hi, margin, kind, k):
     """:func:`rewards.primitives.tolerance` of one float64 value; ``kind`` is the sigmoid's code
-    (:data:`rewards.primitives.SIGMOID_CODES`) and ``k`` its constant
+    (:data:`SIGMOID_CODES`) and ``k`` its constant
     (:func:`rewards.primitives.sigmoid_constant`, computed once by the caller)."""
     if lo <= x <= hi:
         return 1.0

@@ -14,6 +14,9 @@ import numpy as np
 # The segment distances live with the shared capsule body model; re-exported for the terms.
 from duet_env.capsules import pairwise_segment_distance, segment_distance  # noqa: F401
 
+# The sigmoids' integer codes, for the compiled twins of the terms.
+from .kernels import SIGMOID_CODES
+
 _SIGMOIDS = ("gaussian", "linear", "quadratic", "cosine", "hyperbolic", "long_tail",
              "reciprocal", "tanh_squared")
 # These reach exactly 0 at a finite distance, so value_at_margin may be 0.
@@ -21,8 +24,6 @@ _FINITE_SUPPORT = ("linear", "quadratic", "cosine")
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
-# Integer codes of the sigmoids, for the compiled twins of the terms (rewards.kernels).
-SIGMOID_CODES: dict[str, int] = {k: i for i, k in enumerate(_SIGMOIDS)}
 
 
 def sigmoid_constant(kind: str, value_at_margin: float) -> float:

@@ -26,6 +26,10 @@ same inputs), so sharing changes no value; ``tests/test_reward_sharing.py`` chec
 values saved from the unshared code. Arrays are returned as is: **read them, never write into
 them** (another term reads the same array).
 
+With the compiled kernels on (the default; :mod:`rewards.kernels`) the built-in default terms
+compute in one numba call each and do not read the pass; it serves their numpy path and a
+user's own terms.
+
 :func:`sharing` switches sharing off (``ctx.shared`` is then a fresh pass at every access, so
 each term computes everything itself, as before): for benchmarks and tests of the old path.
 """

@@ -114,6 +114,12 @@ def test_kernel_tolerance_matches_tolerance(sigmoid):
     assert 0.0 < ref.min() < 1.0 or sigmoid in ("linear", "quadratic", "cosine")
 
 
+def test_every_sigmoid_has_a_kernel_code():
+    from rewards.primitives import _SIGMOIDS
+
+    assert set(SIGMOID_CODES) == set(_SIGMOIDS) and len(set(SIGMOID_CODES.values())) == len(_SIGMOIDS)
+
+
 def test_tolerance_spec_rejects_what_tolerance_rejects():
     for args, match in [((0.5, 0.2, 0.1), "low <= high"), ((0.0, 1.0, -1.0), "margin"),
                         ((0.0, 1.0, 0.5, "nope"), "unknown sigmoid"), ((0.0, 1.0, 0.5, "gaussian", 0.0), "value_at_margin")]:

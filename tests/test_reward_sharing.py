@@ -7,10 +7,19 @@ import numpy as np
 import pytest
 
 import rewards
+from duet_env.jit import use_jit
 from rewards import StepContext, make_reward, make_term
 from rewards.shared import SharedPass, sharing, sharing_enabled
 from tests.reward_golden import GOLDEN, TERMS, fingerprint, golden_episodes, score_episode
 from tests.test_rewards import learned_checkpoint, random_contexts  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(autouse=True)
+def numpy_terms():
+    """The shared pass belongs to the terms' numpy path: test it there (the compiled terms,
+    which skip it, are checked against that path in tests/test_jit.py)."""
+    with use_jit(False):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 
+from duet_env.conventions import BODY_JOINTS
 from duet_env.jit import jit_available, jit_enabled, kernel
 
 from ..context import StepContext
@@ -71,6 +72,10 @@ def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float 
     beats = np.zeros((speed.shape[0], speed.shape[1] + 1), bool)
     beats[:, 2:-1] = is_min
     return beats
+
+
+# The compiled step reads the body joints as the first len(BODY_JOINTS) joints.
+_FIRST_JOINTS = tuple(BODY_JOINTS) == tuple(range(len(BODY_JOINTS)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -179,9 +184,18 @@ def _payout_kernel(music_beat, dance, pending, step, is_last, k):
     return out
 
 
+def _step_kernel(joints, num_body, fps, weights, factor, test_depth, half_window, music_beat, pending, step,
+                 is_last, k):
+    """:meth:`BeatTerm.compute` in one call: the speed of the first ``num_body`` joints, the dance
+    beats and the payout, by the three kernels above (the body joints are joints 0 … 21)."""
+    speed = _speed_kernel(joints[:, :, :num_body], fps)
+    dance = _beats_kernel(speed, weights, factor, test_depth, half_window)
+    return _payout_kernel(music_beat, dance, pending, step, is_last, k)
+
+
 if jit_available():  # compiled lazily, on the first call
     _pairwise_sum, _speed_kernel, _beats_kernel = kernel(_pairwise_sum), kernel(_speed_kernel), kernel(_beats_kernel)
-    _payout_kernel = kernel(_payout_kernel)
+    _payout_kernel, _step_kernel = kernel(_payout_kernel), kernel(_step_kernel)
 
 
 @register("beat")
@@ -272,11 +286,15 @@ class BeatTerm(RewardTerm):
         if self._pending is None or self._pending.shape != (b,):
             # First call (or a new batch size): any env past its first step has a pending window.
             self._pending = ctx.step > 0
-        dance = ctx.shared.dance_beats(self.sigma, self.radius, self.depth, self.half_window)
-        if jit_enabled():  # the same payout in one compiled call
-            out = _payout_kernel(ctx.music_beat, dance, self._pending, ctx.step, ctx.is_last, k)
+        if jit_enabled() and _FIRST_JOINTS:  # the same values in one compiled call
+            weights = _gaussian_weights(self.sigma, self.radius) if self.sigma > 0 else np.ones(1)
+            factor = (1.0 - self.depth) * np.ones(1, np.float32)
+            out = _step_kernel(ctx.follower_joints, len(BODY_JOINTS), np.float32(ctx.fps), weights, factor,
+                               self.depth > 0, self.half_window, ctx.music_beat, self._pending, ctx.step,
+                               ctx.is_last, k)
             self._pending = ~ctx.is_last
             return out
+        dance = ctx.shared.dance_beats(self.sigma, self.radius, self.depth, self.half_window)
         prev = slice(f - 2 * k, f - k)
         cur = slice(f - k, f)
         pay_prev = self._pending & (ctx.step > 0)

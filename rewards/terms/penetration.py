@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask
+from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask, last_frames_overlap
 
 from duet_env.jit import jit_enabled
 
@@ -66,11 +66,13 @@ class PenetrationTerm(RewardTerm):
         self.config = {"scale": self.scale, "allowance": self.allowance}
 
     def compute(self, ctx: StepContext) -> np.ndarray:
+        if jit_enabled():  # the same value in two compiled calls (duet_env.capsules, rewards.kernels)
+            depth = last_frames_overlap(ctx.follower_joints, ctx.leader_joints, ctx.hold_expected, _HOLD_PAIRS,
+                                        ctx.token_frames)
+            return kernels.overlap_penalty(depth, *tolerance_spec(0.0, self.allowance, self.scale, "linear", 0.0))
         # deepest_overlap tests only the capsule pairs that can touch (equal to the full table of
         # ctx.shared.capsule_gaps, several times faster); shared in case another term wants it.
         depth = ctx.shared.cached("penetration_depth", lambda c: penetration_depth(
             c.current(c.follower_joints), c.current(c.leader_joints), c.hold_expected))
-        if jit_enabled():  # the same value in one compiled call (rewards.kernels)
-            return kernels.overlap_penalty(depth, *tolerance_spec(0.0, self.allowance, self.scale, "linear", 0.0))
         free = tolerance(depth, (0.0, self.allowance), self.scale, "linear", 0.0)
         return -(1.0 - free).mean(axis=1)
