@@ -15,8 +15,9 @@ pass off (every term computes its own quantities, the oldest code), on (:mod:`re
 and compiled, on contexts recorded from the env;
 vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
-streaming decoder's time for the same tokens (eager and compiled), so the env's overhead over
-decoding is visible.
+streaming decoder's time for the same tokens (eager and compiled), measured in rounds alternating
+with a single env's (eager and compiled), so the env's overhead over decoding is a ratio of one
+run's like-for-like numbers.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 
 Memory: the peak resident set size (``VmHWM``) of a process that makes one env, and of one
@@ -310,13 +311,20 @@ def main():
     lt = long_episode_times()
     rows.append(("core step time at step 10", f"{lt[10] * 1e3:.3f} ms"))
     rows.append(("core step time at step 1000", f"{lt[1000] * 1e3:.3f} ms ({lt[1000] / lt[10]:.2f}x)"))
-    dec_rates = interleaved_rates({"eager": _decoder_stepper(False), "compiled": _decoder_stepper(True)}, 2500)
-    d, dc = 1.0 / dec_rates["eager"], 1.0 / dec_rates["compiled"]
-    rows.append(("bare streaming decoder step (B=1), eager vs compiled (best of 5 alternating rounds)",
-                 f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x)"))
-    rows.append(("env step / decoder step, eager", f"{(1 / s_tokens) / d:.2f}x"))
-    rows.append(("env step / decoder step, compiled", f"{(1 / s_comp) / dc:.2f}x "
-                 f"(env step over the eager decoder step: {(1 / s_comp) / d:.2f}x)"))
+    # The env's overhead over its decoder: each env and a bare decoder in the same alternating
+    # rounds, so the host's drift cannot make the ratio.
+    side = interleaved_rates({"env eager": _single_env_stepper("tokens", compile_decoder=False),
+                              "decoder eager": _decoder_stepper(False),
+                              "env compiled": _single_env_stepper("tokens", compile_decoder=True),
+                              "decoder compiled": _decoder_stepper(True)}, 5000)
+    d, dc = 1.0 / side["decoder eager"], 1.0 / side["decoder compiled"]
+    e, ec = 1.0 / side["env eager"], 1.0 / side["env compiled"]
+    rows.append(("bare streaming decoder step (B=1), eager vs compiled",
+                 f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x; best of 5 rounds alternating with the "
+                 f"single env's, next rows)"))
+    rows.append(("env step / decoder step, eager", f"{e * 1e3:.3f} / {d * 1e3:.3f} ms = {e / d:.2f}x"))
+    rows.append(("env step / decoder step, compiled", f"{ec * 1e3:.3f} / {dc * 1e3:.3f} ms = {ec / dc:.2f}x "
+                 f"(env step over the eager decoder step: {ec / d:.2f}x)"))
     for n in (1, 64):
         m = memory(n)
         rows.append((f"peak RSS, {n} env{'s' if n > 1 else ''} (own process)",

@@ -152,6 +152,26 @@ def test_bad_actions_and_options_get_clear_errors(env_kwargs):
         gym.make("DuetAccompany-v0", reward={"beat": 1, "bogus": 2}, **env_kwargs)
 
 
+def test_a_decoder_producing_nan_is_named_and_the_state_kept(env_kwargs):
+    """The core builds its reward context unchecked, so it checks the decoded joints itself."""
+    env = gym.make("DuetAccompany-v0", **env_kwargs).unwrapped
+    env.reset(seed=0)
+    env.step(np.zeros(5, np.int64))
+    core = env.core
+    good_step, t_before = core.decoder.step, core.t.copy()
+
+    def nan_step(*args):
+        out = dict(good_step(*args))
+        out["joints"] = out["joints"] * float("nan")
+        return out
+
+    core.decoder.step = nan_step
+    with pytest.raises(FloatingPointError, match="decoder produced NaN"):
+        env.step(np.zeros(5, np.int64))
+    np.testing.assert_array_equal(core.t, t_before)  # the episode did not advance
+    assert np.isfinite(core.follower_joints_hist).all()
+
+
 def test_reset_to_a_named_clip_and_start(env_kwargs):
     env = gym.make("DuetAccompany-v0", **env_kwargs)
     name = env.unwrapped.core.clips[0].name
