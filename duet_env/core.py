@@ -228,7 +228,7 @@ class DuetCore:
             rootvel = out.get("root_velocity")
             if rootvel is not None:
                 rootvel = (rootvel.detach().cpu().numpy() / FPS).astype(np.float32)  # m/s -> m/frame
-        if not np.isfinite(joints).all():
+        if not np.isfinite(joints.sum()):  # a NaN or inf anywhere makes the sum one (no joint is near 1e37 m)
             raise FloatingPointError("the decoder produced NaN or inf joints: check that the tokenizer checkpoint "
                                      "is intact and matches its config (duet_env.tokenizer.load)")
         self.last_decoded = out  # kept for recorders (agents.rollout saves SMPL-X from it)
@@ -240,14 +240,14 @@ class DuetCore:
         self.follower_history[:, :-1] = self.follower_history[:, 1:]
         self.follower_history[:, -1] = a
         t_next = self.t + 1
-        idx = (t_next * TOKEN_FRAMES)[:, None] + self._ctx
+        music = self._context_frames(self.music_frames, t_next)
         # unchecked: every array below has the context's dtype and shape by construction, the
         # leader and music were checked when the clips were loaded, the decoded joints just above.
         ctx = StepContext.unchecked(
-            leader_joints=self.leader_frames[self._arange[:, None], idx],
+            leader_joints=self._context_frames(self.leader_frames, t_next),
             follower_joints=self.follower_joints_hist,
-            music_beat=self.music_frames[self._arange[:, None], idx, BEAT_COLUMN] > 0.5,
-            music=self.music_frames[self._arange[:, None], idx],
+            music_beat=music[..., BEAT_COLUMN] > 0.5,
+            music=music,
             hold_expected=self.hold, facing_expected=self.facing, distance_range=self.distance,
             step=self.t.copy(), is_last=t_next >= self.length,
             follower_root_velocity_pred=rootvel,
@@ -256,6 +256,15 @@ class DuetCore:
         total, components = self.reward(ctx)
         self.t = t_next
         return np.asarray(total, np.float32), components, self.t >= self.length
+
+    def _context_frames(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """A copy of ``x[b, 4 t_b + k]`` for k < F, ``(B, F, ...)``: the context window ending at
+        token ``t_b − 1`` of each slot (``x`` is padded by F frames in front). One env takes a
+        slice (a third of the fancy index's cost)."""
+        if self.num_envs == 1:
+            start = int(t[0]) * TOKEN_FRAMES
+            return x[:, start:start + self.F].copy()
+        return x[self._arange[:, None], (t * TOKEN_FRAMES)[:, None] + self._ctx]
 
     def follower_frames(self) -> np.ndarray:
         """The last decoded follower frames (B, 4, 55, 3)."""
