@@ -15,9 +15,9 @@ pass off (every term computes its own quantities, the oldest code), on (:mod:`re
 and compiled, on contexts recorded from the env;
 vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 envs; the step
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
-streaming decoder's time for the same tokens (eager and compiled), measured in rounds alternating
-with a single env's (eager and compiled), so the env's overhead over decoding is a ratio of one
-run's like-for-like numbers.
+streaming decoder's time for the same tokens (eager and compiled) and the env's step over it: the
+median ratio of 40 pairs of back-to-back rounds (:func:`paired_ratios`), so the host's drift
+cancels within a pair.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 
 Memory: the peak resident set size (``VmHWM``) of a process that makes one env, and of one
@@ -87,6 +87,21 @@ def interleaved_rates(fns: dict, steps: int, rounds: int = 5) -> dict:
         for name, fn in fns.items():
             best[name] = max(best[name], _rate_no_warmup(fn, max(steps // rounds, 20)))
     return best
+
+
+def paired_ratios(env_step, decoder_step, pairs: int = 40, steps: int = 100) -> tuple[np.ndarray, tuple]:
+    """Per-step time ratios env / decoder from ``pairs`` back-to-back rounds of ``steps`` calls
+    each (the order inside a pair alternates), and the two per-round step times (s)."""
+    for _ in range(100):  # warm-up (and any compile)
+        env_step()
+        decoder_step()
+    env_t, dec_t = [], []
+    for k in range(pairs):
+        order = ((env_t, env_step), (dec_t, decoder_step))
+        for out, fn in (order if k % 2 == 0 else order[::-1]):
+            out.append(1.0 / _rate_no_warmup(fn, steps))
+    env_t, dec_t = np.array(env_t), np.array(dec_t)
+    return env_t / dec_t, (env_t, dec_t)
 
 
 def _rate_no_warmup(fn, n: int) -> float:
@@ -311,20 +326,21 @@ def main():
     lt = long_episode_times()
     rows.append(("core step time at step 10", f"{lt[10] * 1e3:.3f} ms"))
     rows.append(("core step time at step 1000", f"{lt[1000] * 1e3:.3f} ms ({lt[1000] / lt[10]:.2f}x)"))
-    # The env's overhead over its decoder: each env and a bare decoder in the same alternating
-    # rounds, so the host's drift cannot make the ratio.
-    side = interleaved_rates({"env eager": _single_env_stepper("tokens", compile_decoder=False),
-                              "decoder eager": _decoder_stepper(False),
-                              "env compiled": _single_env_stepper("tokens", compile_decoder=True),
-                              "decoder compiled": _decoder_stepper(True)}, 5000)
-    d, dc = 1.0 / side["decoder eager"], 1.0 / side["decoder compiled"]
-    e, ec = 1.0 / side["env eager"], 1.0 / side["env compiled"]
+    # The env's overhead over its decoder: short rounds of an env and of a bare decoder back to
+    # back, one ratio per pair of rounds, the median of many pairs (the host drifts by ±15 % within
+    # a minute, more than the effect; a pair of 0.2 s rounds sees nearly the same host).
+    ratios, times = {}, {}
+    for mode, compiled in (("eager", False), ("compiled", True)):
+        ratios[mode], times[mode] = paired_ratios(_single_env_stepper("tokens", compile_decoder=compiled),
+                                                  _decoder_stepper(compiled))
+    d, dc = np.median(times["eager"][1]), np.median(times["compiled"][1])
     rows.append(("bare streaming decoder step (B=1), eager vs compiled",
-                 f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x; best of 5 rounds alternating with the "
-                 f"single env's, next rows)"))
-    rows.append(("env step / decoder step, eager", f"{e * 1e3:.3f} / {d * 1e3:.3f} ms = {e / d:.2f}x"))
-    rows.append(("env step / decoder step, compiled", f"{ec * 1e3:.3f} / {dc * 1e3:.3f} ms = {ec / dc:.2f}x "
-                 f"(env step over the eager decoder step: {ec / d:.2f}x)"))
+                 f"{d * 1e3:.3f} vs {dc * 1e3:.3f} ms ({d / dc:.2f}x; medians of the rounds below)"))
+    for mode in ("eager", "compiled"):
+        r = ratios[mode]
+        rows.append((f"env step / decoder step, {mode}",
+                     f"{np.median(r):.2f}x median of {len(r)} round pairs (quartiles {np.percentile(r, 25):.2f}–"
+                     f"{np.percentile(r, 75):.2f}; env {np.median(times[mode][0]) * 1e3:.3f} ms)"))
     for n in (1, 64):
         m = memory(n)
         rows.append((f"peak RSS, {n} env{'s' if n > 1 else ''} (own process)",
