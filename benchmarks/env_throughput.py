@@ -17,7 +17,7 @@ vector-env steps/s (env steps, i.e. num_envs x batched steps) for 1, 8 and 64 en
 time at episode step 10 versus step 1,000 (a clip tiled to 1,200 tokens); and the bare
 streaming decoder's time for the same tokens (eager and compiled) and the env's step over it: the
 median ratio of 40 pairs of back-to-back rounds (:func:`paired_ratios`), so the host's drift
-cancels within a pair.
+cancels within a pair; the 64-env vector env over the single env the same way.
 ``--threads`` sets the process's torch threads first (default: torch's own, the cores).
 
 Memory: the peak resident set size (``VmHWM``) of a process that makes one env, and of one
@@ -89,19 +89,21 @@ def interleaved_rates(fns: dict, steps: int, rounds: int = 5) -> dict:
     return best
 
 
-def paired_ratios(env_step, decoder_step, pairs: int = 40, steps: int = 100) -> tuple[np.ndarray, tuple]:
-    """Per-step time ratios env / decoder from ``pairs`` back-to-back rounds of ``steps`` calls
-    each (the order inside a pair alternates), and the two per-round step times (s)."""
-    for _ in range(100):  # warm-up (and any compile)
-        env_step()
-        decoder_step()
-    env_t, dec_t = [], []
+def paired_ratios(step_a, step_b, pairs: int = 40, steps: int = 100, steps_b: int | None = None
+                  ) -> tuple[np.ndarray, tuple]:
+    """Per-call time ratios a / b from ``pairs`` back-to-back rounds (``steps`` calls of a,
+    ``steps_b`` of b; the order inside a pair alternates), and the two per-round call times (s)."""
+    steps_b = steps if steps_b is None else steps_b
+    for _ in range(20):  # warm-up (and any compile)
+        step_a()
+        step_b()
+    a_t, b_t = [], []
     for k in range(pairs):
-        order = ((env_t, env_step), (dec_t, decoder_step))
-        for out, fn in (order if k % 2 == 0 else order[::-1]):
-            out.append(1.0 / _rate_no_warmup(fn, steps))
-    env_t, dec_t = np.array(env_t), np.array(dec_t)
-    return env_t / dec_t, (env_t, dec_t)
+        order = ((a_t, step_a, steps), (b_t, step_b, steps_b))
+        for out, fn, n in (order if k % 2 == 0 else order[::-1]):
+            out.append(1.0 / _rate_no_warmup(fn, n))
+    a_t, b_t = np.array(a_t), np.array(b_t)
+    return a_t / b_t, (a_t, b_t)
 
 
 def _rate_no_warmup(fn, n: int) -> float:
@@ -172,7 +174,7 @@ def set_threads_cost(reps: int = 2000) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def vector_rate(num_envs: int, steps: int, compile_decoder: bool = False) -> float:
+def _vector_stepper(num_envs: int, compile_decoder: bool = False):
     venv = gym.make_vec("DuetAccompany-v0", num_envs=num_envs, compile_decoder=compile_decoder)
     venv.reset(seed=0)
     acts = [venv.action_space.sample() for _ in range(16)]
@@ -181,7 +183,11 @@ def vector_rate(num_envs: int, steps: int, compile_decoder: bool = False) -> flo
     def one():
         venv.step(acts[i[0] % 16])
         i[0] += 1
-    return _rate(one, max(steps // num_envs, 20)) * num_envs
+    return one
+
+
+def vector_rate(num_envs: int, steps: int, compile_decoder: bool = False) -> float:
+    return _rate(_vector_stepper(num_envs, compile_decoder), max(steps // num_envs, 20)) * num_envs
 
 
 def long_episode_times(n_tokens: int = 1200, probe=(10, 1000), reps: int = 50):
@@ -323,6 +329,13 @@ def main():
         r = vector_rate(n, args.steps * 4, compile_decoder=True)
         rows.append((f"vector env, {n} envs, compiled", f"{r:,.0f} env-steps/s ({r / s_comp:.1f}x single compiled, "
                      f"{r / s_tokens:.1f}x single eager)"))
+    for mode, compiled in (("eager", False), ("compiled", True)):
+        r, _ = paired_ratios(_single_env_stepper("tokens", compile_decoder=compiled),
+                             _vector_stepper(64, compiled), pairs=20, steps=100, steps_b=10)
+        speedup = 64.0 * r  # (64 env-steps / vector step time) / (1 / single step time)
+        rows.append((f"64-env vector env / single env, {mode}, paired",
+                     f"{np.median(speedup):.1f}x median of {len(r)} round pairs (quartiles "
+                     f"{np.percentile(speedup, 25):.1f}–{np.percentile(speedup, 75):.1f})"))
     lt = long_episode_times()
     rows.append(("core step time at step 10", f"{lt[10] * 1e3:.3f} ms"))
     rows.append(("core step time at step 1000", f"{lt[1000] * 1e3:.3f} ms ({lt[1000] / lt[10]:.2f}x)"))
