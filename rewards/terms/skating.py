@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from duet_env.conventions import FOOT_JOINTS
-
 from duet_env.jit import jit_enabled
 
 from .. import kernels
