@@ -13,7 +13,7 @@ from frame ``F-5+k`` to frame ``F-4+k`` (the same convention as Duolando's root-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 
@@ -132,10 +132,16 @@ class StepContext:
         ``StepContext(...)``.
         """
         ctx = object.__new__(cls)
+        missing = []
         for fld in fields(cls):
-            ctx.__dict__[fld.name] = fields_.pop(fld.name) if fld.name in fields_ else fld.default
-        if fields_:
-            raise TypeError(f"StepContext.unchecked: unknown fields {sorted(fields_)}")
+            if fld.name in fields_:
+                ctx.__dict__[fld.name] = fields_.pop(fld.name)
+            elif fld.default is MISSING:
+                missing.append(fld.name)
+            else:
+                ctx.__dict__[fld.name] = fld.default
+        if fields_ or missing:
+            raise TypeError(f"StepContext.unchecked: unknown fields {sorted(fields_)}, missing fields {missing}")
         return ctx
 
     @classmethod

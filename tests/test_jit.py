@@ -148,3 +148,16 @@ def test_env_rewards_are_the_same_with_the_numpy_reward(env_kwargs):
     ref, fast = rollout(False), rollout(True)
     assert np.ptp(ref[:, 1:], axis=0).max() > 0.1  # the terms moved
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-5)
+
+
+def test_unchecked_context_takes_the_arrays_as_they_are_and_names_bad_fields():
+    ctx = next(random_contexts(np.random.default_rng(2), batch=2, steps=1, with_pred=True))
+    kwargs = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
+    fast = type(ctx).unchecked(**kwargs)
+    assert fast.follower_joints is ctx.follower_joints  # no copy, no conversion
+    np.testing.assert_array_equal(make_term("facing")(fast), make_term("facing")(ctx))
+    with pytest.raises(TypeError, match="unknown fields \\['colour'\\]"):
+        type(ctx).unchecked(colour=1, **kwargs)
+    del kwargs["music"]
+    with pytest.raises(TypeError, match="missing fields \\['music'\\]"):
+        type(ctx).unchecked(**kwargs)
