@@ -161,3 +161,15 @@ def test_unchecked_context_takes_the_arrays_as_they_are_and_names_bad_fields():
     del kwargs["music"]
     with pytest.raises(TypeError, match="missing fields \\['music'\\]"):
         type(ctx).unchecked(**kwargs)
+
+
+@pytest.mark.parametrize("value, enabled", [("0", False), ("off", False), ("1", True)])
+def test_the_environment_variable_sets_the_default(value, enabled):
+    import os
+    import subprocess
+    import sys
+
+    code = "from duet_env.jit import jit_enabled, use_jit\nprint(jit_enabled())\nwith use_jit(True): print(jit_enabled())"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, DUET_JIT=value), capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(enabled), "True"]
