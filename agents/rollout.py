@@ -95,7 +95,7 @@ def generate_followers(policy, clips: list[Clip], seed: int = 0, tokenizer="defa
     history = pol.config["history"] if pol is not None else DEFAULT_HISTORY
     lookahead = pol.config["lookahead"] if pol is not None else DEFAULT_LOOKAHEAD
     bank = episode_clips(clips, tok, with_follower=False)
-    core = whole_clip_core(bank, tok, history, lookahead, NoReward() if reward is None else make_reward(reward), device)
+    core = whole_clip_core(bank, tok, history, lookahead, None if reward is None else make_reward(reward), device)
     obs_type = observation_factory(observation)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -213,11 +213,17 @@ def pairwise_segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1
     return segment_distance(p0, p1, q0, q1)
 
 
-def _segment_ends_of_both(joints_a, joints_b):
-    """Leading shape and the capsule start/end points ``(3, C, N)`` of two dancers of the same shape."""
+def _check_pair(joints_a, joints_b) -> tuple[np.ndarray, np.ndarray]:
+    """Two dancers' joints ``(..., 55, 3)`` of the same shape, or a clear error."""
     a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
     if a.shape != b.shape:
         raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
+    return a, b
+
+
+def _segment_ends_of_both(joints_a, joints_b):
+    """Leading shape and the capsule start/end points ``(3, C, N)`` of two dancers of the same shape."""
+    a, b = _check_pair(joints_a, joints_b)
     return (a.shape[:-2], _segment_ends_xyz(a.reshape(-1, NUM_JOINTS, 3)),
             _segment_ends_xyz(b.reshape(-1, NUM_JOINTS, 3)))
 
@@ -301,9 +307,7 @@ def deepest_overlap(joints_a: np.ndarray, joints_b: np.ndarray, excused: np.ndar
 
 def _deepest_overlap_compiled(joints_a, joints_b, excused) -> np.ndarray:
     """:func:`deepest_overlap` by the numba kernel :func:`_overlap_kernel` (same value, bit for bit)."""
-    a, b = _check_joints(joints_a, "joints_a"), _check_joints(joints_b, "joints_b")
-    if a.shape != b.shape:
-        raise ValueError(f"joints_a {a.shape} and joints_b {b.shape} must have the same shape")
+    a, b = _check_pair(joints_a, joints_b)
     lead = a.shape[:-2]
     # float32 (the env's) or float64 as given — the kernel widens each coordinate to float64 as
     # the numpy path does; anything else becomes float64.
@@ -327,7 +331,7 @@ def _deepest_overlap_compiled(joints_a, joints_b, excused) -> np.ndarray:
     return _overlap_kernel(a, b, np.ascontiguousarray(excused), frames_per_mask).reshape(lead)
 
 
-def _capsule_ends(joints, starts, ends, to_head_top, head_top_offset, p0, d):
+def _capsule_ends(joints, p0, d):
     """Kernel helper: start ``p0`` and direction ``d = end − start`` ``(C, 3)`` float64 of one
     frame's joints ``(55, 3)``, exactly as :func:`_segment_ends_xyz` rounds them."""
     nx = np.float64(joints[15, 0]) - np.float64(joints[12, 0])
@@ -335,13 +339,13 @@ def _capsule_ends(joints, starts, ends, to_head_top, head_top_offset, p0, d):
     nz = np.float64(joints[15, 2]) - np.float64(joints[12, 2])
     norm = max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-9)
     up = (nx / norm, ny / norm, nz / norm)
-    for c in range(starts.shape[0]):
+    for c in range(_STARTS.shape[0]):
         for k in range(3):
-            start = np.float64(joints[starts[c], k])
-            if to_head_top[c]:
-                end = np.float64(joints[15, k]) + head_top_offset * up[k]
+            start = np.float64(joints[_STARTS[c], k])
+            if _TO_HEAD_TOP[c]:
+                end = np.float64(joints[15, k]) + HEAD_TOP_OFFSET * up[k]
             else:
-                end = np.float64(joints[ends[c], k])
+                end = np.float64(joints[_ENDS[c], k])
             p0[c, k] = start
             d[c, k] = end - start
 
@@ -373,8 +377,8 @@ def _frame_overlap(ja, jb, ex):
     pa, da = np.empty((num, 3)), np.empty((num, 3))
     pb, db = np.empty((num, 3)), np.empty((num, 3))
     reach_a, reach_b = np.empty(num), np.empty(num)
-    _capsule_ends(ja, _STARTS, _ENDS, _TO_HEAD_TOP, HEAD_TOP_OFFSET, pa, da)
-    _capsule_ends(jb, _STARTS, _ENDS, _TO_HEAD_TOP, HEAD_TOP_OFFSET, pb, db)
+    _capsule_ends(ja, pa, da)
+    _capsule_ends(jb, pb, db)
     for c in range(num):  # bounding sphere about the segment's midpoint: half length + radius
         reach_a[c] = 0.5 * np.sqrt(da[c, 0] ** 2 + da[c, 1] ** 2 + da[c, 2] ** 2) + CAPSULE_RADII[c]
         reach_b[c] = 0.5 * np.sqrt(db[c, 0] ** 2 + db[c, 1] ** 2 + db[c, 2] ** 2) + CAPSULE_RADII[c]

@@ -24,8 +24,6 @@ _FINITE_SUPPORT = ("linear", "quadratic", "cosine")
 _TINY = float(np.nextafter(0.0, 1.0))
 
 
-
-
 def sigmoid_constant(kind: str, value_at_margin: float) -> float:
     """The scale ``k`` of sigmoid ``kind`` that puts ``value_at_margin`` at distance 1 (formulas in
     :func:`_sigmoid`), as a float64."""

@@ -46,12 +46,11 @@ from duet_env.capsules import capsule_gaps
 from duet_env.conventions import BODY_JOINTS
 
 from .primitives import body_heading
-from .terms.beat import beats_from_speed, mean_joint_speed
+from .terms.beat import BODY_SLICE, beats_from_speed, mean_joint_speed
 from .terms.contact import palms
 from .terms.smooth import token_jerk
 
 _BODY = list(BODY_JOINTS)
-_BODY_SLICE = slice(_BODY[0], _BODY[-1] + 1) if _BODY == list(range(_BODY[0], _BODY[-1] + 1)) else None
 _state = threading.local()
 
 
@@ -114,9 +113,8 @@ class SharedPass:
     # ---- the follower's body over the whole context: speeds, beats, jerk -------------------
     @functools.cached_property
     def follower_body(self) -> np.ndarray:
-        # The body joints are the first 22 of the 55: a view, not a copy (same values).
-        return self.ctx.follower_joints[:, :, _BODY_SLICE] if _BODY_SLICE is not None else \
-            self.ctx.follower_joints[:, :, _BODY]
+        # A view of the first 22 joints, not a copy (same values).
+        return self.ctx.follower_joints[:, :, BODY_SLICE if BODY_SLICE is not None else _BODY]
 
     @functools.cached_property
     def follower_body_speed(self) -> np.ndarray:

@@ -54,9 +54,7 @@ def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float 
         raise ValueError(f"dance_beats: depth must be in [0, 1); got {depth}")
     if jit_enabled() and speed.ndim == 2 and speed.dtype in (np.float32, np.float64) and speed.shape[1] >= 1:
         # The same beats by one numba kernel (bit for bit: tests/test_jit.py).
-        weights = _gaussian_weights(float(sigma), int(radius)) if sigma > 0 else np.ones(1)
-        # (1 − depth) · peak in the dtype numpy would use (float32 for float32 speeds).
-        factor = (1.0 - depth) * np.ones(1, speed.dtype)
+        weights, factor = _kernel_options(sigma, radius, depth, speed.dtype)
         return _beats_kernel(np.ascontiguousarray(speed), weights, factor, depth > 0, int(half_window))
     if sigma > 0:
         speed = gaussian_filter1d(speed, sigma, axis=1, mode="nearest", truncate=radius / sigma)
@@ -74,8 +72,16 @@ def beats_from_speed(speed: np.ndarray, sigma: float, radius: int, depth: float 
     return beats
 
 
-# The compiled step reads the body joints as the first len(BODY_JOINTS) joints.
-_FIRST_JOINTS = tuple(BODY_JOINTS) == tuple(range(len(BODY_JOINTS)))
+# The body joints as a slice of the 55 when they are the first ones (they are: pelvis … wrists):
+# the compiled step and the shared pass then read a view instead of gathering a copy.
+BODY_SLICE = slice(0, len(BODY_JOINTS)) if tuple(BODY_JOINTS) == tuple(range(len(BODY_JOINTS))) else None
+
+
+def _kernel_options(sigma: float, radius: int, depth: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The beat kernels' smoothing weights (one weight 1 when ``sigma`` is 0) and depth factor
+    (1 − depth) in the dtype numpy's ``(1 − depth) · peak`` has for speeds of ``dtype``."""
+    weights = _gaussian_weights(float(sigma), int(radius)) if sigma > 0 else np.ones(1)
+    return weights, (1.0 - depth) * np.ones(1, dtype)
 
 
 @functools.lru_cache(maxsize=32)
@@ -286,10 +292,9 @@ class BeatTerm(RewardTerm):
         if self._pending is None or self._pending.shape != (b,):
             # First call (or a new batch size): any env past its first step has a pending window.
             self._pending = ctx.step > 0
-        if jit_enabled() and _FIRST_JOINTS:  # the same values in one compiled call
-            weights = _gaussian_weights(self.sigma, self.radius) if self.sigma > 0 else np.ones(1)
-            factor = (1.0 - self.depth) * np.ones(1, np.float32)
-            out = _step_kernel(ctx.follower_joints, len(BODY_JOINTS), np.float32(ctx.fps), weights, factor,
+        if jit_enabled() and BODY_SLICE is not None:  # the same values in one compiled call
+            weights, factor = _kernel_options(self.sigma, self.radius, self.depth, np.float32)
+            out = _step_kernel(ctx.follower_joints, BODY_SLICE.stop, np.float32(ctx.fps), weights, factor,
                                self.depth > 0, self.half_window, ctx.music_beat, self._pending, ctx.step,
                                ctx.is_last, k)
             self._pending = ~ctx.is_last

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from duet_env.capsules import CAPSULES, PENETRATION_ALLOWANCE, deepest_overlap, hold_pair_mask, last_frames_overlap
-
 from duet_env.jit import jit_enabled
 
 from .. import kernels
