@@ -1,0 +1,141 @@
+"""How much of its dance does the follower GPT take from the music? An input-ablation probe.
+
+    python benchmarks/music_reliance.py [--policy default] [--data synth] [--split test] [--json OUT]
+
+A probe for issue 15 (real music), measured rather than assumed. The follower is rolled out
+greedily (:func:`agents.rollout.generate_followers`, the env's own core) on every clip of the
+split, once per condition. A condition changes only the music the GPT *hears* (the ``music`` of
+its observation); the leader, the decoder and the scoring stay as published, and the metrics
+score against each clip's real music beats and leader, as ``agents.evaluate`` does:
+
+* ``full``: the music as it is (the published rollout);
+* ``no-beat``: the beat column (53) zero at every frame, i.e. no tracked beat anywhere;
+* ``no-rhythm``: the beat and the onset-strength (52) columns zero;
+* ``mean-music``: every frame of the clip at the GPT's training mean of all 54 features
+  (``music_mean``, the buffer it normalises with): a song with no information at all;
+* ``other-song``: each clip hears another clip's music at the same time (the next clip of the
+  split, cyclically; zeros, the env's padding, where that clip has ended).
+
+If BAS against the *real* beats hardly moves when the GPT hears no beat, or another song, the
+follower's timing comes from her leader (who dances to the real music), not from the music.
+Printed per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm), and the share of the
+follower's tokens that differ from the ``full`` rollout. About 30 s a condition for the 14 test
+clips on one core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from duet_env.conventions import BEAT_COLUMN, MUSIC_DIM, ONSET_COLUMN
+
+CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song")
+METRICS = ("FID_k", "FID_g", "FID_cd", "BAS", "BED", "rule_error_cm")
+
+
+def heard_music(music: np.ndarray, condition: str, music_mean: np.ndarray | None = None) -> np.ndarray:
+    """The music a policy hears under ``condition``: observation music (B, W·216) or (B, W, 216)
+    -> the same shape. Padding frames (all zero: outside the clip) stay zero."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    music = np.asarray(music, np.float32)
+    if condition == "full":
+        return music
+    frames = music.reshape(music.shape[0], -1, MUSIC_DIM).copy()
+    if condition == "other-song":
+        if len(frames) < 2:
+            raise ValueError("condition 'other-song' needs at least 2 clips rolled out together")
+        return np.roll(frames, -1, axis=0).reshape(music.shape)
+    inside = np.any(frames != 0.0, axis=-1)
+    if condition == "mean-music":
+        if music_mean is None:
+            raise ValueError("condition 'mean-music' needs the policy's music_mean")
+        frames[inside] = np.asarray(music_mean, np.float32)
+    else:
+        frames[..., BEAT_COLUMN] = 0.0
+        if condition == "no-rhythm":
+            frames[..., ONSET_COLUMN] = 0.0
+    return frames.reshape(music.shape)
+
+
+class HearingPolicy:
+    """A follower policy (``sample(obs, ...)``, ``config``, optional ``stream()``) that is given
+    :func:`heard_music` of each observation's music instead of the music itself."""
+
+    def __init__(self, policy, condition: str, music_mean: np.ndarray | None = None):
+        heard_music(np.zeros((2, MUSIC_DIM), np.float32), condition, music_mean)  # refuse bad conditions now
+        self.policy, self.condition, self.music_mean = policy, condition, music_mean
+        self.config = policy.config
+
+    def stream(self) -> "HearingPolicy":
+        inner = self.policy.stream() if hasattr(self.policy, "stream") else self.policy
+        return HearingPolicy(inner, self.condition, self.music_mean)
+
+    def sample(self, observation: dict, **kwargs) -> np.ndarray:
+        music = heard_music(observation["music"], self.condition, self.music_mean)
+        return self.policy.sample({**observation, "music": music}, **kwargs)
+
+
+def run(policy: str, data: str, split: str, conditions: list[str], seed: int = 0) -> dict:
+    """{condition: {metric: value, "tokens_changed": share}} plus "ground truth"."""
+    from agents.evaluate import duets_of, resolve_data_root, rule_error_cm
+    from agents.rollout import generate_followers, load_policy
+    from duet_env.data import load_split
+    from duet_env.metrics import ReferenceStats, evaluate_duets
+
+    root = resolve_data_root(data)
+    train, clips = load_split(root, "train", progress=False), load_split(root, split, progress=False)
+    stats = ReferenceStats.from_duets(duets_of(train), progress=False)
+    gt = evaluate_duets(duets_of(clips), stats, progress=False)
+    rows = {"ground truth": {**{k: gt[k] for k in METRICS if k in gt}, "rule_error_cm": 0.0}}
+    pol = load_policy(policy)
+    if pol is None:
+        raise SystemExit("--policy random hears nothing: give the GPT ('default' or a checkpoint folder)")
+    mean = pol.model.music_mean.cpu().numpy()
+    tokens = {}
+    for cond in conditions:
+        t0 = time.perf_counter()
+        out = generate_followers(HearingPolicy(pol, cond, mean), clips, seed=seed, reward=None, progress=False)
+        joints = [o.joints for o in out]
+        row = evaluate_duets(duets_of(clips, joints), stats, progress=False)
+        rows[cond] = {**{k: row[k] for k in METRICS if k in row}, "rule_error_cm": rule_error_cm(clips, joints)}
+        tokens[cond] = np.concatenate([o.tokens for o in out])
+        if "full" in tokens:
+            rows[cond]["tokens_changed"] = float(np.mean(np.any(tokens[cond] != tokens["full"], axis=-1)))
+        print(f"  {cond}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--policy", default="default", help="default | a GPT checkpoint folder")
+    ap.add_argument("--data", default="synth")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--json", default=None, help="write all numbers here")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    conditions = ["full"] + [c for c in args.conditions if c != "full"]  # the reference for tokens_changed
+    rows = run(args.policy, args.data, args.split, conditions, args.seed)
+    print(f"{args.policy} on {args.data} {args.split}: the GPT hears ...")
+    print(f"{'':<14}" + "".join(f"{k:>15}" for k in METRICS + ("tokens_changed",)))
+    for name, row in rows.items():
+        cells = "".join(f"{row[k]:>15.4f}" if k in row else f"{'':>15}" for k in METRICS + ("tokens_changed",))
+        print(f"{name:<14}{cells}")
+    if args.json:
+        from duet_env.atomic import atomic_write_json
+
+        atomic_write_json(args.json, {"policy": args.policy, "data": args.data, "split": args.split, "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
