@@ -25,7 +25,6 @@ clips on one core.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
