@@ -18,8 +18,8 @@ score against each clip's real music beats and leader, as ``agents.evaluate`` do
 
 If BAS against the *real* beats hardly moves when the GPT hears no beat, or another song, the
 follower's timing comes from her leader (who dances to the real music), not from the music.
-Printed per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm), and the share of the
-follower's tokens that differ from the ``full`` rollout. About 30 s a condition for the 14 test
+Printed as one column per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm), and the
+share of the follower's tokens that differ from the ``full`` rollout. About 30 s a condition for the 14 test
 clips on one core.
 """
 from __future__ import annotations
@@ -36,11 +36,18 @@ CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song")
 METRICS = ("FID_k", "FID_g", "FID_cd", "BAS", "BED", "rule_error_cm")
 
 
+def check_condition(condition: str, music_mean: np.ndarray | None = None) -> None:
+    """Refuse an unknown condition, or ``mean-music`` without the policy's ``music_mean``."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    if condition == "mean-music" and music_mean is None:
+        raise ValueError("condition 'mean-music' needs the policy's music_mean")
+
+
 def heard_music(music: np.ndarray, condition: str, music_mean: np.ndarray | None = None) -> np.ndarray:
     """The music a policy hears under ``condition``: observation music (B, W·216) or (B, W, 216)
     -> the same shape. Padding frames (all zero: outside the clip) stay zero."""
-    if condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    check_condition(condition, music_mean)
     music = np.asarray(music, np.float32)
     if condition == "full":
         return music
@@ -51,8 +58,6 @@ def heard_music(music: np.ndarray, condition: str, music_mean: np.ndarray | None
         return np.roll(frames, -1, axis=0).reshape(music.shape)
     inside = np.any(frames != 0.0, axis=-1)
     if condition == "mean-music":
-        if music_mean is None:
-            raise ValueError("condition 'mean-music' needs the policy's music_mean")
         frames[inside] = np.asarray(music_mean, np.float32)
     else:
         frames[..., BEAT_COLUMN] = 0.0
@@ -66,7 +71,7 @@ class HearingPolicy:
     :func:`heard_music` of each observation's music instead of the music itself."""
 
     def __init__(self, policy, condition: str, music_mean: np.ndarray | None = None):
-        heard_music(np.zeros((2, MUSIC_DIM), np.float32), condition, music_mean)  # refuse bad conditions now
+        check_condition(condition, music_mean)
         self.policy, self.condition, self.music_mean = policy, condition, music_mean
         self.config = policy.config
 
@@ -124,15 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     conditions = ["full"] + [c for c in args.conditions if c != "full"]  # the reference for tokens_changed
     rows = run(args.policy, args.data, args.split, conditions, args.seed)
-    print(f"{args.policy} on {args.data} {args.split}: the GPT hears ...")
-    print(f"{'':<14}" + "".join(f"{k:>15}" for k in METRICS + ("tokens_changed",)))
-    for name, row in rows.items():
-        cells = "".join(f"{row[k]:>15.4f}" if k in row else f"{'':>15}" for k in METRICS + ("tokens_changed",))
-        print(f"{name:<14}{cells}")
+    from agents.evaluate import format_table, json_safe
+
+    print(f"{args.policy} on {args.data} {args.split}: one column per condition (what the GPT hears)")
+    print(format_table(rows))
     if args.json:
         from duet_env.atomic import atomic_write_json
 
-        atomic_write_json(args.json, {"policy": args.policy, "data": args.data, "split": args.split, "rows": rows})
+        atomic_write_json(args.json, {"policy": args.policy, "data": args.data, "split": args.split,
+                                      "rows": {name: json_safe(row) for name, row in rows.items()}})
     return 0
 
 

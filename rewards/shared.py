@@ -50,7 +50,8 @@ from .terms.beat import BODY_SLICE, beats_from_speed, mean_joint_speed
 from .terms.contact import palms
 from .terms.smooth import token_jerk
 
-_BODY = list(BODY_JOINTS)
+# The first 22 joints as a slice (a view, not a copy) when they are contiguous, as they are.
+_BODY = BODY_SLICE if BODY_SLICE is not None else list(BODY_JOINTS)
 _state = threading.local()
 
 
@@ -113,8 +114,7 @@ class SharedPass:
     # ---- the follower's body over the whole context: speeds, beats, jerk -------------------
     @functools.cached_property
     def follower_body(self) -> np.ndarray:
-        # A view of the first 22 joints, not a copy (same values).
-        return self.ctx.follower_joints[:, :, BODY_SLICE if BODY_SLICE is not None else _BODY]
+        return self.ctx.follower_joints[:, :, _BODY]
 
     @functools.cached_property
     def follower_body_speed(self) -> np.ndarray:
