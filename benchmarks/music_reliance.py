@@ -4,9 +4,9 @@
 
 A probe for issue 15 (real music), measured rather than assumed. The follower is rolled out
 greedily (:func:`agents.rollout.generate_followers`, the env's own core) on every clip of the
-split, once per condition. A condition changes only the music the GPT *hears* (the ``music`` of
-its observation); the leader, the decoder and the scoring stay as published, and the metrics
-score against each clip's real music beats and leader, as ``agents.evaluate`` does:
+split, once per condition. The first five conditions change only the music the GPT *hears* (the
+``music`` of its observation); the leader, the decoder and the scoring stay as published, and the
+metrics score against each clip's real music beats and leader, as ``agents.evaluate`` does:
 
 * ``full``: the music as it is (the published rollout);
 * ``no-beat``: the beat column (53) zero at every frame, i.e. no tracked beat anywhere;
@@ -16,11 +16,24 @@ score against each clip's real music beats and leader, as ``agents.evaluate`` do
 * ``other-song``: each clip hears another clip's music at the same time (the next clip of the
   split, cyclically; zeros, the env's padding, where that clip has ended).
 
+The sixth changes the duet instead, and is SynthDuet's own version of ``benchmarks/real_music.py``'s
+"synth leader" condition (a leader who does not dance to the song), with music the GPT was trained
+on:
+
+* ``other-leader``: each clip's music (heard and scored as it is) with the next clip's leader
+  (cyclically: on the sorted test split mostly a leader of the same genre, who danced to another
+  song), both cut to the shorter, and that leader moved on the floor to start where the clip's own
+  leader starts (:func:`with_other_leaders`). BED and FID_cd score the follower with that leader; rule error is
+  not defined (the recorded follower danced with another leader) and ``tokens_changed`` compares
+  the common length with ``full``.
+
 If BAS against the *real* beats hardly moves when the GPT hears no beat, or another song, the
 follower's timing comes from her leader (who dances to the real music), not from the music.
-Printed as one column per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm), and the
-share of the follower's tokens that differ from the ``full`` rollout. About 30 s a condition for the 14 test
-clips on one core.
+If it falls to the level of random tokens with ``other-leader``, as the leader's own BAS against
+the same music (``leader_BAS``) does, the follower cannot keep the music's beat against her
+leader's. Printed as one column per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm),
+leader_BAS, and the share of the follower's tokens that differ from the ``full`` rollout. About
+30 s a condition for the 14 test clips on one core.
 """
 from __future__ import annotations
 
@@ -32,8 +45,9 @@ import numpy as np
 
 from duet_env.conventions import BEAT_COLUMN, MUSIC_DIM, ONSET_COLUMN
 
-CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song")
+CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song", "other-leader")
 METRICS = ("FID_k", "FID_g", "FID_cd", "BAS", "BED", "rule_error_cm")
+OTHER_LEADER = "other-leader"
 
 
 def check_condition(condition: str, music_mean: np.ndarray | None = None) -> None:
@@ -49,7 +63,7 @@ def heard_music(music: np.ndarray, condition: str, music_mean: np.ndarray | None
     -> the same shape. Padding frames (all zero: outside the clip) stay zero."""
     check_condition(condition, music_mean)
     music = np.asarray(music, np.float32)
-    if condition == "full":
+    if condition in ("full", OTHER_LEADER):  # other-leader changes the duet, not what is heard
         return music
     frames = music.reshape(music.shape[0], -1, MUSIC_DIM).copy()
     if condition == "other-song":
@@ -64,6 +78,65 @@ def heard_music(music: np.ndarray, condition: str, music_mean: np.ndarray | None
         if condition == "no-rhythm":
             frames[..., ONSET_COLUMN] = 0.0
     return frames.reshape(music.shape)
+
+
+def placed_like(dancer, reference):
+    """``dancer`` moved rigidly on the floor (a turn about the vertical and a shift, heights kept)
+    so that at the first frame its pelvis stands where ``reference``'s does, facing the same way
+    (:func:`duet_env.motion.heading_from_joints`). Joints are the forward kinematics of the moved
+    rotations and translation."""
+    from duet_env.data.amass import rotate_world
+    from duet_env.data.clip import Dancer
+    from duet_env.motion import heading_angle, heading_from_joints
+
+    turn = float(heading_angle(heading_from_joints(reference.joints[0]))
+                 - heading_angle(heading_from_joints(dancer.joints[0])))
+    c, s = np.cos(turn), np.sin(turn)
+    poses, transl = rotate_world(dancer.poses, dancer.transl, np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]))
+    moved = Dancer(poses.astype(np.float32), transl.astype(np.float32), dancer.betas, dancer.gender)
+    shift = reference.joints[0, 0] - moved.joints[0, 0]
+    shift[1] = 0.0
+    return Dancer(moved.poses, (moved.transl + shift).astype(np.float32), dancer.betas, dancer.gender)
+
+
+def with_other_leaders(clips) -> list:
+    """Each clip with the next clip's leader (cyclically, as ``other-song`` pairs songs), both cut
+    to the shorter: the music (and the recorded follower) of the clip, the other leader
+    :func:`placed_like` the clip's own leader at the first frame (so the follower starts at her
+    usual place beside him)."""
+    from duet_env.data.clip import Clip
+
+    if len(clips) < 2:
+        raise ValueError(f"condition '{OTHER_LEADER}' needs at least 2 clips")
+    out = []
+    for i, clip in enumerate(clips):
+        j = (i + 1) % len(clips)
+        n = min(len(clip), len(clips[j]))
+        leader = placed_like(clips[j].leader.slice(0, n), clip.leader)
+        out.append(Clip(f"{clip.name}+leader-of-{clips[j].name}", clip.genre, clip.music[:n], leader,
+                        clip.follower.slice(0, n), clip.audio_path))
+    return out
+
+
+def leader_bas(duets: list[tuple]) -> float:
+    """Mean over the scored duets ``(follower, leader, beats)`` (``agents.evaluate.duets_of``) of
+    the leader's own BAS against the music's beats, as BAS averages the follower's (clips without a
+    beat left out)."""
+    from duet_env.metrics import beat_align_score
+
+    scores = [beat_align_score(leader, beats) for _, leader, beats in duets]
+    scores = [s for s in scores if np.isfinite(s)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def share_changed(tokens: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Share of decisions whose token tuple differs, over each clip's common length."""
+    changed = total = 0
+    for a, b in zip(tokens, reference):
+        n = min(len(a), len(b))
+        changed += int(np.any(a[:n] != b[:n], axis=-1).sum())
+        total += n
+    return changed / max(total, 1)
 
 
 class HearingPolicy:
@@ -94,8 +167,10 @@ def run(policy: str, data: str, split: str, conditions: list[str], seed: int = 0
     root = resolve_data_root(data)
     train, clips = load_split(root, "train", progress=False), load_split(root, split, progress=False)
     stats = ReferenceStats.from_duets(duets_of(train), progress=False)
-    gt = evaluate_duets(duets_of(clips), stats, progress=False)
-    rows = {"ground truth": {**{k: gt[k] for k in METRICS if k in gt}, "rule_error_cm": 0.0}}
+    gt_duets = duets_of(clips)
+    gt = evaluate_duets(gt_duets, stats, progress=False)
+    rows = {"ground truth": {**{k: gt[k] for k in METRICS if k in gt}, "rule_error_cm": 0.0,
+                             "leader_BAS": leader_bas(gt_duets)}}
     pol = load_policy(policy)
     if pol is None:
         raise SystemExit("--policy random hears nothing: give the GPT ('default' or a checkpoint folder)")
@@ -103,13 +178,17 @@ def run(policy: str, data: str, split: str, conditions: list[str], seed: int = 0
     tokens = {}
     for cond in conditions:
         t0 = time.perf_counter()
-        out = generate_followers(HearingPolicy(pol, cond, mean), clips, seed=seed, reward=None, progress=False)
+        duets = with_other_leaders(clips) if cond == OTHER_LEADER else clips
+        out = generate_followers(HearingPolicy(pol, cond, mean), duets, seed=seed, reward=None, progress=False)
         joints = [o.joints for o in out]
-        row = evaluate_duets(duets_of(clips, joints), stats, progress=False)
-        rows[cond] = {**{k: row[k] for k in METRICS if k in row}, "rule_error_cm": rule_error_cm(clips, joints)}
-        tokens[cond] = np.concatenate([o.tokens for o in out])
+        scored = duets_of(duets, joints)
+        row = evaluate_duets(scored, stats, progress=False)
+        rule = float("nan") if cond == OTHER_LEADER else rule_error_cm(clips, joints)
+        rows[cond] = {**{k: row[k] for k in METRICS if k in row}, "rule_error_cm": rule,
+                      "leader_BAS": leader_bas(scored)}
+        tokens[cond] = [o.tokens for o in out]
         if "full" in tokens:
-            rows[cond]["tokens_changed"] = float(np.mean(np.any(tokens[cond] != tokens["full"], axis=-1)))
+            rows[cond]["tokens_changed"] = share_changed(tokens[cond], tokens["full"])
         print(f"  {cond}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return rows
 

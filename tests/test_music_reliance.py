@@ -45,6 +45,7 @@ def test_each_condition_changes_only_its_columns(reliance):
 
     other = reliance.heard_music(music, "other-song")
     assert np.array_equal(other, music[[1, 2, 0]])
+    assert np.array_equal(reliance.heard_music(music, "other-leader"), music)  # the duet changes, not the music
     assert np.array_equal(music, _music())  # the input is never written to
 
 
@@ -95,3 +96,39 @@ def test_a_rollout_hears_the_condition_and_scores_the_real_music(reliance, condi
         np.testing.assert_array_equal(a.joints, b.joints)
         assert a.reward == b.reward
     assert plain.heard[0].shape[-1] % (TOKEN_FRAMES * MUSIC_DIM) == 0
+
+
+def test_other_leader_duets_keep_the_music_and_take_the_next_leader_placed_as_their_own(reliance, tiny_synth):
+    from duet_env.data import load_split
+    from duet_env.motion import heading_from_joints
+
+    clips = load_split(str(tiny_synth), "test", progress=False)
+    assert len(clips) >= 2
+    for i, (clip, duet) in enumerate(zip(clips, reliance.with_other_leaders(clips))):
+        other = clips[(i + 1) % len(clips)].leader
+        n = min(len(clip), len(other))
+        assert len(duet) == n
+        np.testing.assert_array_equal(duet.music, clip.music[:n])
+        np.testing.assert_array_equal(duet.follower.joints, clip.follower.joints[:n])
+        np.testing.assert_array_equal(duet.beat_frames, clip.beat_frames[clip.beat_frames < n])
+        # the other leader's motion, moved rigidly: same shape every frame, same height, his own path turned and shifted
+        got, his = duet.leader.joints.astype(np.float64), other.joints[:n].astype(np.float64)
+        for f in (0, n // 2, n - 1):
+            np.testing.assert_allclose(np.linalg.norm(got[f] - got[f, :1], axis=-1),
+                                       np.linalg.norm(his[f] - his[f, :1], axis=-1), atol=1e-4)
+        np.testing.assert_allclose(got[:, 0, 1], his[:, 0, 1], atol=1e-4)
+        np.testing.assert_allclose(np.linalg.norm(got[-1, 0, [0, 2]] - got[0, 0, [0, 2]]),
+                                   np.linalg.norm(his[-1, 0, [0, 2]] - his[0, 0, [0, 2]]), atol=1e-4)
+        # ... starting where this clip's own leader starts, facing his way
+        np.testing.assert_allclose(got[0, 0, [0, 2]], clip.leader.joints[0, 0, [0, 2]], atol=1e-4)
+        assert heading_from_joints(got[0]) @ heading_from_joints(clip.leader.joints[0].astype(np.float64)) > 1 - 1e-6
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        reliance.with_other_leaders(clips[:1])
+
+
+def test_tokens_changed_counts_the_common_length(reliance):
+    a = [np.zeros((4, 5), np.int64), np.zeros((3, 5), np.int64)]
+    b = [np.zeros((6, 5), np.int64), np.zeros((2, 5), np.int64)]
+    b[0][1, 3] = 1  # one of the 4 common decisions of clip 0
+    b[1][0] = 2     # one of the 2 of clip 1
+    assert reliance.share_changed(a, b) == pytest.approx(2 / 6)
