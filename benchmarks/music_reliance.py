@@ -22,16 +22,16 @@ on:
 
 * ``other-leader``: each clip's music (heard and scored as it is) with the next clip's leader
   (cyclically: on the sorted test split mostly a leader of the same genre, who danced to another
-  song), both cut to the shorter, and that leader moved on the floor to start where the clip's own
-  leader starts (:func:`with_other_leaders`). BED and FID_cd score the follower with that leader; rule error is
-  not defined (the recorded follower danced with another leader) and ``tokens_changed`` compares
-  the common length with ``full``.
+  song), both cut to the shorter, and that leader moved on the floor to start where the clip's
+  own leader starts (:func:`with_other_leaders`). BED and FID_cd score the follower with that
+  leader; rule error is not defined (the recorded follower danced with another leader) and
+  ``tokens_changed`` compares the common length with ``full``.
 
 If BAS against the *real* beats hardly moves when the GPT hears no beat, or another song, the
 follower's timing comes from her leader (who dances to the real music), not from the music.
-If it falls to the level of random tokens with ``other-leader``, as the leader's own BAS against
-the same music (``leader_BAS``) does, the follower cannot keep the music's beat against her
-leader's. Printed as one column per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm),
+If with ``other-leader`` it falls to about that leader's own BAS against the same music
+(``leader_BAS``) while BED stays, she follows her leader off the music: she cannot keep the
+music's beat against his. Printed as one column per condition: FID_k, FID_g, FID_cd, BAS, BED, rule error (cm),
 leader_BAS, and the share of the follower's tokens that differ from the ``full`` rollout. About
 30 s a condition for the 14 test clips on one core.
 """
