@@ -689,9 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m agents.finetune", description=__doc__.split("\n\n")[0])
     for f in dataclasses.fields(FinetuneConfig):
         meta = dict(f.metadata)
-        kind = type(f.default)
-        if kind not in (int, float, str):  # reward: a name or a JSON dict
-            kind = _reward_arg
+        # reward (annotated ``object``): a name or a JSON dict; its default is a name, so the
+        # annotation decides, not the default's type
+        kind = _reward_arg if f.type in (object, "object") else type(f.default)
         ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
                         help=f"{meta.pop('help')} (default: {f.default})", **meta)
     ap.add_argument("--out", default="runs/finetune", help="run directory")

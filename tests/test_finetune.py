@@ -230,6 +230,10 @@ def test_every_config_field_is_settable_from_the_command_line():
     cfg, out, resume = ft.parse_args(argv)
     assert dataclasses.asdict(cfg) == want and str(out) == "somewhere" and resume
     assert ft.parse_args([])[0] == ft.FinetuneConfig()
+    # the reward flag takes a JSON {term: weight} dict (the module docstring's example) or a name
+    weights = {"beat": 1, "contact": 1}
+    assert ft.parse_args(["--reward", json.dumps(weights)])[0].reward == weights
+    assert ft.parse_args(["--reward", "e3d2"])[0].reward == "e3d2"
 
 
 def test_genre_keeps_one_genres_clips_and_names_bad_ones(tiny_synth, tiny_tokenizer, tiny_gpt):
