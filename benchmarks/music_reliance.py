@@ -45,9 +45,9 @@ import numpy as np
 
 from duet_env.conventions import BEAT_COLUMN, MUSIC_DIM, ONSET_COLUMN
 
-CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song", "other-leader")
-METRICS = ("FID_k", "FID_g", "FID_cd", "BAS", "BED", "rule_error_cm")
 OTHER_LEADER = "other-leader"
+CONDITIONS = ("full", "no-beat", "no-rhythm", "mean-music", "other-song", OTHER_LEADER)
+METRICS = ("FID_k", "FID_g", "FID_cd", "BAS", "BED", "rule_error_cm")
 
 
 def check_condition(condition: str, music_mean: np.ndarray | None = None) -> None:
@@ -85,18 +85,17 @@ def placed_like(dancer, reference):
     so that at the first frame its pelvis stands where ``reference``'s does, facing the same way
     (:func:`duet_env.motion.heading_from_joints`). Joints are the forward kinematics of the moved
     rotations and translation."""
+    from duet_env import skeleton
     from duet_env.data.amass import rotate_world
     from duet_env.data.clip import Dancer
-    from duet_env.motion import heading_angle, heading_from_joints
+    from duet_env.motion import heading_angle, heading_from_joints, rotation_about_y
 
     turn = float(heading_angle(heading_from_joints(reference.joints[0]))
                  - heading_angle(heading_from_joints(dancer.joints[0])))
-    c, s = np.cos(turn), np.sin(turn)
-    poses, transl = rotate_world(dancer.poses, dancer.transl, np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]))
-    moved = Dancer(poses.astype(np.float32), transl.astype(np.float32), dancer.betas, dancer.gender)
-    shift = reference.joints[0, 0] - moved.joints[0, 0]
+    poses, transl = rotate_world(dancer.poses, dancer.transl, rotation_about_y(turn))
+    shift = reference.joints[0, 0] - (skeleton.REST_OFFSETS[0] + transl[0])  # the pelvis is rest offset + transl
     shift[1] = 0.0
-    return Dancer(moved.poses, (moved.transl + shift).astype(np.float32), dancer.betas, dancer.gender)
+    return Dancer(poses.astype(np.float32), (transl + shift).astype(np.float32), dancer.betas, dancer.gender)
 
 
 def with_other_leaders(clips) -> list:
@@ -210,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.policy, args.data, args.split, conditions, args.seed)
     from agents.evaluate import format_table, json_safe
 
-    print(f"{args.policy} on {args.data} {args.split}: one column per condition (what the GPT hears)")
+    print(f"{args.policy} on {args.data} {args.split}: one column per condition (what the GPT hears, or whom she dances with)")
     print(format_table(rows))
     if args.json:
         from duet_env.atomic import atomic_write_json
